@@ -1,0 +1,103 @@
+"""Names a rename must never produce, per language.
+
+A keyword breaks the parse; a builtin or well-known library name parses fine but silently
+changes meaning (a local renamed to `len` shadows the builtin that a later line calls) or
+confuses a reader. The lists are deliberately generous: refusing a harmless name costs an
+attack one candidate, accepting a harmful one costs the study its validity.
+"""
+from __future__ import annotations
+
+import builtins
+import keyword
+
+C_KEYWORDS = frozenset(
+    """
+    auto break case char const continue default do double else enum extern float for goto if
+    inline int long register restrict return short signed sizeof static struct switch typedef
+    union unsigned void volatile while _Alignas _Alignof _Atomic _Bool _Complex _Generic
+    _Imaginary _Noreturn _Static_assert _Thread_local alignas alignof bool constexpr false
+    nullptr static_assert thread_local true typeof typeof_unqual asm __asm__ __attribute__
+    __inline __inline__ __restrict __restrict__ __volatile__ __extension__ __typeof__
+    """.split()
+)
+
+# C code is often compiled as C++ (and CodeXGLUE mixes them): keep renames valid in both.
+CPP_KEYWORDS = frozenset(
+    """
+    and and_eq bitand bitor catch char8_t char16_t char32_t class co_await co_return co_yield
+    compl concept consteval constinit const_cast decltype delete dynamic_cast explicit export
+    friend mutable namespace new noexcept not not_eq operator or or_eq private protected public
+    reinterpret_cast requires static_cast template this throw try typeid typename using virtual
+    wchar_t xor xor_eq final override
+    """.split()
+)
+
+C_LIBRARY = frozenset(
+    """
+    NULL EOF BUFSIZ FILENAME_MAX EXIT_SUCCESS EXIT_FAILURE RAND_MAX INT_MAX INT_MIN UINT_MAX
+    LONG_MAX LONG_MIN CHAR_BIT SIZE_MAX errno assert offsetof va_list va_start va_arg va_end
+    va_copy stdin stdout stderr FILE size_t ssize_t ptrdiff_t intptr_t uintptr_t wchar_t
+    int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t off_t time_t clock_t
+    main printf fprintf sprintf snprintf vprintf vfprintf vsprintf vsnprintf scanf fscanf sscanf
+    puts fputs gets fgets putchar getchar fputc fgetc getc putc ungetc fopen fclose fread fwrite
+    fseek ftell rewind fflush feof ferror perror remove rename tmpfile malloc calloc realloc free
+    abort exit atexit atoi atol atoll atof strtol strtoul strtoll strtoull strtod abs labs div
+    rand srand qsort bsearch getenv system memcpy memmove memset memcmp memchr strcpy strncpy
+    strcat strncat strcmp strncmp strchr strrchr strstr strlen strdup strndup strtok strerror
+    isalpha isdigit isalnum isspace isupper islower toupper tolower isprint ispunct isxdigit
+    sqrt pow exp log log2 log10 sin cos tan floor ceil fabs fmod round time clock
+    cout cin cerr endl std string vector
+    """.split()
+)
+
+JAVA_KEYWORDS = frozenset(
+    """
+    abstract assert boolean break byte case catch char class const continue default do double
+    else enum extends final finally float for goto if implements import instanceof int
+    interface long native new package private protected public return short static strictfp
+    super switch synchronized this throw throws transient try void volatile while true false
+    null _ var yield record sealed permits module open requires exports opens to uses provides
+    with transitive when
+    """.split()
+)
+
+JAVA_LIBRARY = frozenset(
+    """
+    String Object Integer Long Short Byte Double Float Boolean Character Number Math System
+    StringBuilder StringBuffer Exception RuntimeException Error Throwable Thread Runnable Class
+    Iterable Comparable Override Deprecated SuppressWarnings FunctionalInterface Void Enum Record
+    List ArrayList LinkedList Map HashMap TreeMap LinkedHashMap Set HashSet TreeSet Collection
+    Collections Arrays Iterator Optional Objects Scanner IOException File main args length
+    println print out err in
+    """.split()
+)
+
+_PYTHON2_NAMES = {
+    "print", "exec", "xrange", "raw_input", "unicode", "long", "basestring", "unichr",
+    "reduce", "file", "cmp", "execfile", "reload", "apply", "buffer", "intern", "coerce",
+}
+
+PYTHON_KEYWORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | {"print", "exec"}
+
+PYTHON_LIBRARY = (
+    frozenset(name for name in dir(builtins) if not name.startswith("__"))
+    | frozenset(_PYTHON2_NAMES)
+    | frozenset(
+        """
+        self cls sys os re math string collections itertools functools random time json io
+        typing __name__ __main__ __file__ __doc__ __init__ __class__ __dict__ __builtins__
+        """.split()
+    )
+)
+
+KEYWORDS = {
+    "c": C_KEYWORDS | CPP_KEYWORDS,
+    "java": JAVA_KEYWORDS,
+    "python": PYTHON_KEYWORDS,
+}
+
+LIBRARY_NAMES = {
+    "c": C_LIBRARY,
+    "java": JAVA_LIBRARY,
+    "python": PYTHON_LIBRARY,
+}

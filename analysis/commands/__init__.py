@@ -1,0 +1,1 @@
+"""One module per `analysis` command group; each exposes `register(subparsers)`."""

@@ -1,0 +1,1 @@
+"""One module per `engine` command group; each exposes `register(subparsers)`."""

@@ -1,0 +1,1 @@
+"""Datasets: loaders for CodeXGLUE-style files and the builtin offline datasets."""

@@ -1,0 +1,92 @@
+"""The per-example attack record: the one contract between `engine` and `analysis`.
+
+`engine` writes these records, `analysis` reads them; nothing else crosses. The module is
+pure Python (no torch) so that `analysis` can import it on a machine that only has logs.
+Bump `SCHEMA_VERSION` on any change and describe it in `docs/log-schema.md`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+
+STATUSES = ("success", "failed", "skipped_misclassified", "skipped_no_identifiers", "error")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # one of: str, int, float, bool, json (a JSON-encoded object or list)
+    nullable: bool
+    description: str
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("schema_version", "int", False, "version of this schema the record was written with"),
+    Field("example_id", "str", False, "dataset example id (unique within a dataset split)"),
+    Field("task", "str", False, "task name, e.g. authorship, defect, clone"),
+    Field("language", "str", False, "c, java or python"),
+    Field("model", "str", False, "victim model name (directory name or hub id)"),
+    Field("compression", "str", False, "none, prune, quantize, distill (with parameters in the run manifest)"),
+    Field("attack", "str", False, "attack recipe: mhm, mhm-ns, alert, wir-random, coda, random"),
+    Field("seed", "int", False, "random seed of the run"),
+    Field("true_label", "int", False, "ground-truth label"),
+    Field("original_prediction", "int", True, "victim's label on the original program (null on error before the first query)"),
+    Field("original_probability", "float", True, "victim's probability of the true label on the original"),
+    Field("status", "str", False, "one of " + ", ".join(STATUSES)),
+    Field("reason", "str", True, "why an example was skipped or errored (null otherwise)"),
+    Field("adversarial_prediction", "int", True, "victim's label on the final adversarial program"),
+    Field("adversarial_probability", "float", True, "victim's probability of the true label on it"),
+    Field("original_code", "str", False, "the attacked program as the victim saw it"),
+    Field("adversarial_code", "str", True, "the final adversarial program (null when none was produced)"),
+    Field("rename_map", "json", True, "{old: new} of the final adversarial program"),
+    Field("identifiers", "int", True, "renameable identifiers available in the original"),
+    Field("identifiers_changed", "int", True, "identifiers renamed in the adversarial program"),
+    Field("tokens", "int", True, "language tokens in the original program"),
+    Field("tokens_changed", "int", True, "tokens that differ between original and adversarial program"),
+    Field("queries", "int", False, "candidate programs evaluated by the victim for this example, cache hits included"),
+    Field("forward_passes", "int", False, "unique programs actually run through the model for this example"),
+    Field("wall_time_s", "float", False, "wall-clock seconds spent on the example"),
+    Field("victim_time_s", "float", False, "seconds of that spent inside the victim"),
+    Field("valid_parses", "bool", True, "adversarial program has no more parse errors than the original (null: none produced)"),
+    Field("valid_alpha_equivalent", "bool", True, "adversarial program is alpha-equivalent to the original"),
+    Field("valid_compiles", "bool", True, "compiles (python compile, gcc -fsyntax-only, javac); null when not checkable"),
+    Field("valid_tests_pass", "bool", True, "passes the example's tests; null when the dataset has none"),
+)
+
+FIELD_NAMES = tuple(f.name for f in FIELDS)
+
+_PY_TYPES = {"str": (str,), "int": (int,), "float": (float, int), "bool": (bool,), "json": (dict, list, str)}
+
+
+class SchemaError(ValueError):
+    """A record that does not follow the schema; the message names the field."""
+
+
+def validate_record(record: dict) -> None:
+    """Raise `SchemaError` unless `record` has exactly the schema's fields with the right types."""
+    missing = [name for name in FIELD_NAMES if name not in record]
+    extra = [name for name in record if name not in FIELD_NAMES]
+    if missing or extra:
+        raise SchemaError(f"record {record.get('example_id')!r}: missing fields {missing}, unknown fields {extra}")
+    for field in FIELDS:
+        value = record[field.name]
+        if value is None:
+            if not field.nullable:
+                raise SchemaError(f"record {record['example_id']!r}: field {field.name!r} must not be null")
+            continue
+        ok = isinstance(value, _PY_TYPES[field.type])
+        if field.type in ("int", "float") and isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise SchemaError(
+                f"record {record['example_id']!r}: field {field.name!r} should be {field.type}, got {type(value).__name__}"
+            )
+    if record["status"] not in STATUSES:
+        raise SchemaError(f"record {record['example_id']!r}: unknown status {record['status']!r}")
+
+
+def markdown_table() -> str:
+    rows = ["| field | type | nullable | meaning |", "|---|---|---|---|"]
+    rows += [f"| `{f.name}` | {f.type} | {'yes' if f.nullable else 'no'} | {f.description} |" for f in FIELDS]
+    return "\n".join(rows)

@@ -1,0 +1,148 @@
+"""Language-independent behaviour of the language layer: validation, span renaming, checks, bad input."""
+from __future__ import annotations
+
+import pytest
+
+from engine.code import (
+    CodeInputError,
+    Renamer,
+    check_rename,
+    detect_language,
+    extract,
+    rename,
+    validate,
+)
+from engine.code.rename import RenameError
+
+C_PROGRAM = """\
+int sum(const int *xs, int n)
+{
+    int total = 0;  /* total of n values */
+    for (int i = 0; i < n; i++)
+        total += xs[i];
+    return total;
+}
+"""
+
+
+def test_validate_reports_every_reason_once_per_pair():
+    ext = extract(C_PROGRAM, "c")
+    rejections = {r.old: r.reason for r in validate(ext, {
+        "sum": "f",          # function name: not a variable
+        "missing": "m",      # absent
+        "n": "n",            # unchanged
+        "xs": "9lives",      # not an identifier
+        "total": "while",    # keyword
+        "i": "printf",       # library name
+    })}
+    assert set(rejections) == {"sum", "missing", "n", "xs", "total", "i"}
+    assert "not a variable or parameter" in rejections["sum"]
+    assert "does not occur" in rejections["missing"]
+    assert "equals the old one" in rejections["n"]
+    assert "not a valid c identifier" in rejections["xs"]
+    assert "keyword" in rejections["total"]
+    assert "library" in rejections["i"]
+
+
+def test_validate_rejects_collisions_with_any_word_and_shared_targets():
+    ext = extract(C_PROGRAM, "c")
+    # `values` occurs only in a comment: still refused (conservative, and comments reach the model).
+    assert "already used" in validate(ext, {"total": "values"})[0].reason
+    shared = validate(ext, {"total": "acc", "n": "acc"})
+    assert {r.old for r in shared} == {"total", "n"}
+    assert all("also given to" in r.reason for r in shared)
+
+
+def test_rename_raises_with_all_rejections():
+    with pytest.raises(RenameError) as info:
+        rename(C_PROGRAM, "c", {"n": "int", "i": "xs"})
+    assert len(info.value.rejections) == 2
+
+
+def test_candidates_equal_individual_applies():
+    ext = extract(C_PROGRAM, "c")
+    renamer = Renamer(ext)
+    base = {"total": "acc"}
+    names = ["k", "idx", "j2"]
+    produced = renamer.candidates("i", names, base=base)
+    assert produced == [renamer.apply({**base, "i": name}) for name in names]
+    assert "int k = 0; k < n; k++" in produced[0]
+    assert "acc += xs[k]" in produced[0]
+
+
+def test_non_ascii_program_spans_are_bytes_and_rename_uses_characters():
+    program = 'int f(int n) { const char *s = "héllo"; return n + s[0]; }\n'
+    ext = extract(program, "c")
+    start, end = ext.identifiers["n"].spans[-1]
+    assert ext.source[start:end] == b"n"
+    renamed = Renamer(ext).apply({"n": "count"})
+    assert renamed == 'int f(int count) { const char *s = "héllo"; return count + s[0]; }\n'
+
+
+def test_check_rejects_partial_rename_field_rename_and_other_edits():
+    ext = extract(C_PROGRAM, "c")
+    partial = C_PROGRAM.replace("int total = 0;", "int acc = 0;")
+    result = check_rename(ext, partial, {"total": "acc"})
+    assert not result.alpha_equivalent and not result.ok
+    assert any("should have become 'acc'" in r for r in result.reasons)
+
+    edited = C_PROGRAM.replace("i < n", "i <= n")
+    assert not check_rename(ext, edited, {}).alpha_equivalent
+
+    program = "struct s { int len; };\nint f(struct s *p) { int len = p->len; return len; }\n"
+    by_text = program.replace("len", "size")  # what text-search renaming does
+    result = check_rename(program, by_text, {"len": "size"}, language="c")
+    assert not result.ok
+    assert any("not an occurrence of a renamed variable" in r for r in result.reasons)
+
+
+def test_check_accepts_a_valid_rename_and_reports_new_parse_errors():
+    mapping = {"total": "acc", "i": "k"}
+    renamed = rename(C_PROGRAM, "c", mapping)
+    result = check_rename(C_PROGRAM, renamed, mapping, language="c")
+    assert result.ok and result.parses and result.alpha_equivalent
+    assert result.compiles is None  # no compiler is run for C here: unknown, not false
+
+    broken = renamed.replace("return acc;", "return acc")
+    result = check_rename(C_PROGRAM, broken, mapping, language="c")
+    assert not result.parses and result.new_parse_errors >= 1
+
+
+def test_python_compile_check_is_unknown_when_the_original_does_not_compile():
+    py2 = "def f(x):\n    print x\n    return x\n"
+    mapping = {"x": "value"}
+    result = check_rename(py2, rename(py2, "python", mapping), mapping, language="python")
+    assert result.alpha_equivalent and result.compiles is None
+    py3 = "def f(x):\n    return x + 1\n"
+    result = check_rename(py3, rename(py3, "python", mapping), mapping, language="python")
+    assert result.compiles is True
+
+
+@pytest.mark.parametrize("language", ["c", "java", "python"])
+def test_empty_and_whitespace_input_give_an_empty_result(language):
+    for program in ("", "\n\n   \n"):
+        ext = extract(program, language)
+        assert ext.identifiers == {} and ext.parse_errors == 0
+
+
+def test_non_utf8_bytes_give_a_clear_error_with_offset():
+    with pytest.raises(CodeInputError, match=r"not valid UTF-8: byte 0xe9 at offset 12 \(line 1\)"):
+        extract(b"int f() { /*\xe9*/ return 0; }", "c")
+
+
+def test_large_input_is_handled():
+    body = "".join(f"    int v{i} = {i};\n    total += v{i};\n" for i in range(25000))
+    program = "int big(void)\n{\n    int total = 0;\n" + body + "    return total;\n}\n"
+    assert len(program) > 1_000_000
+    ext = extract(program, "c")
+    assert ext.parse_errors == 0
+    assert len(ext.identifiers) == 25001
+    assert len(ext.identifiers["total"].spans) == 25002
+
+
+def test_unknown_language_and_extension():
+    with pytest.raises(CodeInputError, match="unknown language"):
+        extract("x", "cobol")
+    with pytest.raises(CodeInputError, match="pass --lang"):
+        detect_language("prog.txt")
+    assert detect_language("a/B.java") == "java" and detect_language("x.h") == "c"

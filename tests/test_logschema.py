@@ -1,0 +1,67 @@
+"""The attack-record schema, the contract between engine and analysis."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine.logschema import FIELD_NAMES, SchemaError, validate_record
+
+
+def make_record(**changes):
+    record = {name: None for name in FIELD_NAMES}
+    record.update(
+        schema_version=1, example_id="ex-1", task="authorship", language="python", model="tiny",
+        compression="none", attack="alert", seed=0, true_label=3, status="failed",
+        original_code="x = 1\n", queries=10, forward_passes=7, wall_time_s=0.5, victim_time_s=0.4,
+    )
+    record.update(changes)
+    return record
+
+
+def test_a_complete_record_validates():
+    validate_record(make_record())
+    validate_record(make_record(status="success", adversarial_code="y = 1\n", rename_map={"x": "y"}, valid_compiles=None))
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"status": "won"}, "unknown status"),
+        ({"queries": None}, "must not be null"),
+        ({"queries": 1.5}, "should be int"),
+        ({"queries": True}, "should be int"),
+        ({"valid_parses": 1}, "should be bool"),
+    ],
+)
+def test_bad_records_name_the_field(changes, message):
+    with pytest.raises(SchemaError, match=message):
+        validate_record(make_record(**changes))
+
+
+def test_missing_and_unknown_fields():
+    record = make_record()
+    del record["seed"]
+    record["extra"] = 1
+    with pytest.raises(SchemaError, match=r"missing fields \['seed'\], unknown fields \['extra'\]"):
+        validate_record(record)
+
+
+def test_analysis_schema_validates_files_with_line_numbers(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps(make_record()) + "\n" + "{not json\n" + json.dumps(make_record(status="x")) + "\n")
+    done = subprocess.run([sys.executable, "-m", "analysis", "schema", str(log)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert f"{log}:2:" in done.stderr and f"{log}:3:" in done.stderr
+    assert "1 valid records" in done.stdout
+
+
+def test_the_documented_table_is_the_current_schema():
+    from pathlib import Path
+
+    from engine.logschema import markdown_table
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "log-schema.md").read_text()
+    assert "\n".join(markdown_table().splitlines()[2:]) in doc

@@ -24,6 +24,7 @@ class Field:
 FIELDS: tuple[Field, ...] = (
     Field("schema_version", "int", False, "version of this schema the record was written with"),
     Field("example_id", "str", False, "dataset example id (unique within a dataset split)"),
+    Field("dataset", "str", False, "dataset name (builtin name or loader format), as in the run manifest"),
     Field("task", "str", False, "task name, e.g. authorship, defect, clone"),
     Field("language", "str", False, "c, java or python"),
     Field("model", "str", False, "victim model name (directory name or hub id)"),
@@ -42,6 +43,7 @@ FIELDS: tuple[Field, ...] = (
     Field("rename_map", "json", True, "{old: new} of the final adversarial program"),
     Field("identifiers", "int", True, "renameable identifiers available in the original"),
     Field("identifiers_changed", "int", True, "identifiers renamed in the adversarial program"),
+    Field("structure_edits", "int", True, "semantics-preserving structure rewrites applied (CODA); 0 for pure renames"),
     Field("tokens", "int", True, "language tokens in the original program"),
     Field("tokens_changed", "int", True, "tokens that differ between original and adversarial program"),
     Field("queries", "int", False, "candidate programs evaluated by the victim for this example, cache hits included"),
@@ -52,6 +54,7 @@ FIELDS: tuple[Field, ...] = (
     Field("valid_alpha_equivalent", "bool", True, "adversarial program is alpha-equivalent to the original"),
     Field("valid_compiles", "bool", True, "compiles (python compile, gcc -fsyntax-only, javac); null when not checkable"),
     Field("valid_tests_pass", "bool", True, "passes the example's tests; null when the dataset has none"),
+    Field("validity_reasons", "json", True, "list of short reasons for each validity check that failed or could not run, e.g. 'compiles: gcc: …'"),
 )
 
 FIELD_NAMES = tuple(f.name for f in FIELDS)

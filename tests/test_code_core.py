@@ -146,3 +146,33 @@ def test_unknown_language_and_extension():
     with pytest.raises(CodeInputError, match="pass --lang"):
         detect_language("prog.txt")
     assert detect_language("a/B.java") == "java" and detect_language("x.h") == "c"
+
+
+def test_python_rejects_names_that_would_be_mangled_but_allows_dunder_shapes():
+    ext = extract("def f(x):\n    return x\n", "python")
+    assert [r.reason for r in validate(ext, {"x": "__hidden"})] == [
+        "'__hidden' starts with two underscores, which Python name-mangles inside classes"
+    ]
+    assert validate(ext, {"x": "__x__"}) == [] and validate(ext, {"x": "_x"}) == []
+    assert [r.reason for r in validate(ext, {"x": "\ufb01le"})] == [
+        "'\ufb01le' is not NFKC-normalised; Python would read it as 'file'"
+    ]
+
+
+def test_a_name_in_a_comment_inside_broken_code_does_not_exclude_a_variable():
+    in_comment = "int f(int n) {\n  int k = n;\n  foo(@ /* k */ 1);\n  return k;\n}\n"
+    in_code = "int f(int n) {\n  int k = n;\n  #if X\n  k = (k ]];\n  #endif\n  return k;\n}\n"
+    assert set(extract(in_comment, "c").identifiers) == {"k", "n"}
+    broken = extract(in_code, "c")
+    assert set(broken.identifiers) == {"n"}
+    assert [(x.name, x.reason) for x in broken.exclusions] == [
+        ("k", "also occurs at line 4 inside code that does not parse, where it cannot be renamed safely")
+    ]
+
+
+def test_unicode_identifiers_are_whole_words_for_collision_checks():
+    program = "def f(größe, n):\n    return größe * n\n"
+    ext = extract(program, "python")
+    assert set(ext.identifiers) == {"größe", "n"} and "größe" in ext.names_in_program
+    assert [r.reason for r in validate(ext, {"n": "größe"})] == ["'größe' is already used in the program"]
+    assert rename(program, "python", {"größe": "size"}) == "def f(size, n):\n    return size * n\n"

@@ -13,7 +13,7 @@ from engine.logschema import FIELD_NAMES, SchemaError, validate_record
 def make_record(**changes):
     record = {name: None for name in FIELD_NAMES}
     record.update(
-        schema_version=1, example_id="ex-1", task="authorship", language="python", model="tiny",
+        schema_version=1, example_id="ex-1", dataset="stdlib-attribution", task="authorship", language="python", model="tiny",
         compression="none", attack="alert", seed=0, true_label=3, status="failed",
         original_code="x = 1\n", queries=10, forward_passes=7, wall_time_s=0.5, victim_time_s=0.4,
     )

@@ -8,6 +8,8 @@ attack renames.
 """
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Callable
 from importlib import import_module
 
@@ -56,12 +58,38 @@ def _exclude_if_opaque(binding: Binding, parsed: Parsed) -> Binding:
         lo, hi = max(start, scope_start), min(end, scope_end)
         if lo >= hi:
             continue
-        for position, word in parsed.words_in((lo, hi)):
+        in_macro = _opaque_type(parsed, start) == "preproc_arg"
+        words = parsed.words_in((lo, hi)) if in_macro else _code_words(parsed, lo, hi)
+        for position, word in words:
             if word == binding.name and position not in known:
                 line = parsed.source.count(b"\n", 0, position) + 1
-                what = "a macro body" if _opaque_type(parsed, start) == "preproc_arg" else "code that does not parse"
+                what = "a macro body" if in_macro else "code that does not parse"
                 return _replace_excluded(binding, f"also occurs at line {line} inside {what}, where it cannot be renamed safely")
     return binding
+
+
+# Leaves inside an ERROR region that cannot refer to a variable even though they spell one:
+# the parser still recognises comments, string contents and member names after `.`/`->`.
+_INERT_LEAF = re.compile(r"comment|string|char|escape_sequence|field_identifier|property_identifier")
+
+
+def _code_words(parsed: Parsed, lo: int, hi: int) -> list[tuple[int, str]]:
+    """Identifier-shaped words of the leaves in [lo, hi) that could be a use of a variable.
+
+    A name mentioned in a comment or string inside unparseable code does not make a variable
+    unsafe to rename; a name in a leaf the parser could not classify (or in uncovered text) does.
+    """
+    tokens = parsed.tokens
+    first = bisect.bisect_left(tokens, (lo, -1, ""))
+    if first > 0 and tokens[first - 1][1] > lo:
+        first -= 1
+    words: list[tuple[int, str]] = []
+    for start, end, kind in tokens[first:]:
+        if start >= hi:
+            break
+        if not _INERT_LEAF.search(kind):
+            words.extend(parsed.words_in((max(start, lo), min(end, hi))))
+    return words
 
 
 def _opaque_type(parsed: Parsed, start: int) -> str:

@@ -31,11 +31,10 @@ import re
 from tree_sitter import Node
 
 from engine.code.model import Binding
-from engine.code.parsing import Parsed, to_text as _text
+from engine.code.parsing import WORD, Parsed, to_text as _text
 from engine.code.reserved import C_KEYWORDS
 
 _KEYWORDS = frozenset(name.encode() for name in C_KEYWORDS)
-_WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 
 # Stack operations.
 _WALK = 0  # visit a node and its subtree (expressions, statements, types)
@@ -523,7 +522,7 @@ def _record_macro(node: Node, source: bytes, macros: list) -> None:
     body = node.child_by_field_name("value")
     if body is None:
         return
-    words = set(_WORD.findall(source, body.start_byte, body.end_byte))
+    words = set(WORD.findall(source, body.start_byte, body.end_byte))
     params = node.child_by_field_name("parameters")
     if params is not None:
         words.difference_update(source[p.start_byte : p.end_byte] for p in params.named_children)

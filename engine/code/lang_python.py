@@ -75,7 +75,7 @@ from importlib import import_module
 from tree_sitter import Node
 
 from engine.code.model import Binding
-from engine.code.parsing import Parsed
+from engine.code.parsing import WORD, Parsed
 
 _UNSAFE_CALLS = frozenset({"eval", "exec", "locals", "globals", "vars", "execfile"})
 _RECEIVERS = frozenset({"self", "cls"})
@@ -84,7 +84,6 @@ _BUILTINS = frozenset(dir(builtins)) | frozenset(
     "buffer intern coerce".split()
 )
 _UNSAFE_WORDS = re.compile(rb"\b(?:eval|exec|execfile|locals|globals|vars)\b")
-_WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 # Modules whose public names a module-level `from m import *` may bring in, when the module is
 # one of these side-effect-free standard modules; any other star import excludes every
 # module variable.
@@ -253,7 +252,7 @@ def _exclude_near_parse_errors(parsed: Parsed, bindings: list[Binding]) -> list[
 
 
 def _word_set(text: bytes) -> set[bytes]:
-    return set(_WORD.findall(text))
+    return set(WORD.findall(text))
 
 
 def _missing_positions(root: Node) -> list[int]:
@@ -404,7 +403,7 @@ class _Collector:
             if right is not None:
                 names = self.all_names = self.all_names or set()
                 for start, end in _strings(right):
-                    names.update(m.group().decode() for m in _WORD.finditer(self.source[start:end]))
+                    names.update(m.group().decode() for m in WORD.finditer(self.source[start:end]))
 
     def _augmented_assignment(self, node, scope):
         self._push(node.child_by_field_name("right"), scope)
@@ -506,7 +505,7 @@ class _Collector:
         if opening is not None and opening.type == "string_start" and self.source[opening.end_byte - 1] == 0x60:
             # Python 2 backticks (`x` is repr(x)): the grammar reads them as a string.
             start, end = children[0].end_byte, children[-1].start_byte
-            for m in _WORD.finditer(self.source[start:end]):
+            for m in WORD.finditer(self.source[start:end]):
                 self.backtick_words.append((start + m.start(), m.group().decode()))
             return
         self._push_all([c for c in children if c.type == "interpolation"], scope)

@@ -34,7 +34,9 @@ class LanguageSpec:
 
 
 _ASCII_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_JAVA_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\Z")
+# Java and Python 3 accept Unicode letters in identifiers; C (before C23) does not.
+_JAVA_IDENTIFIER = re.compile(r"(?:[^\W\d]|\$)(?:\w|\$)*\Z")
+_PYTHON_IDENTIFIER = re.compile(r"[^\W\d]\w*\Z")
 
 SPECS: dict[str, LanguageSpec] = {
     "c": LanguageSpec(
@@ -60,7 +62,7 @@ SPECS: dict[str, LanguageSpec] = {
     "python": LanguageSpec(
         name="python",
         extensions=(".py", ".pyw"),
-        identifier_pattern=_ASCII_IDENTIFIER,
+        identifier_pattern=_PYTHON_IDENTIFIER,
         name_node_types=frozenset({"identifier"}),
         opaque_node_types=frozenset({"ERROR"}),
         keywords=KEYWORDS["python"],

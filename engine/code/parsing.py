@@ -14,7 +14,10 @@ from tree_sitter import Node, Tree
 from engine.code.languages import CodeInputError, parser, spec
 from engine.code.model import Span
 
-_WORD = re.compile(rb"[A-Za-z_$][A-Za-z0-9_$]*")
+# An identifier-shaped word in UTF-8 bytes. Every non-ASCII byte counts as a word byte, so a
+# Unicode identifier (legal in Python, Java and as a C extension) is one word, never split or
+# missed; over-matching only makes the collision and opaque-region checks stricter.
+WORD = re.compile(rb"[A-Za-z_$\x80-\xff][A-Za-z0-9_$\x80-\xff]*")
 
 
 def to_bytes(source: str | bytes) -> bytes:
@@ -58,11 +61,11 @@ class Parsed:
 
     def words(self) -> frozenset[str]:
         """Every identifier-shaped word anywhere in the program, comments and strings included."""
-        return frozenset(m.group().decode("ascii") for m in _WORD.finditer(self.source))
+        return frozenset(m.group().decode("utf-8", "surrogateescape") for m in WORD.finditer(self.source))
 
     def words_in(self, span: Span) -> list[tuple[int, str]]:
         start, end = span
-        return [(start + m.start(), m.group().decode("ascii")) for m in _WORD.finditer(self.source[start:end])]
+        return [(start + m.start(), m.group().decode("utf-8", "surrogateescape")) for m in WORD.finditer(self.source[start:end])]
 
 
 def parse(source: str | bytes, language: str) -> Parsed:

@@ -6,6 +6,8 @@ attack can produce thousands of candidate programs without parsing any of them.
 """
 from __future__ import annotations
 
+import unicodedata
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -56,6 +58,13 @@ def validate(extraction: Extraction, mapping: Mapping[str, str]) -> list[Rejecti
             reason = f"{new!r} is not a valid {lang.name} identifier"
         elif new in lang.keywords:
             reason = f"{new!r} is a {lang.name} keyword"
+        elif lang.name == "python" and unicodedata.normalize("NFKC", new) != new:
+            # Python reads identifiers NFKC-normalised: `ﬁle` is the same variable as `file`.
+            reason = f"{new!r} is not NFKC-normalised; Python would read it as {unicodedata.normalize('NFKC', new)!r}"
+        elif lang.name == "python" and new.startswith("__") and not new.endswith("__"):
+            # Inside a class body Python rewrites `__x` to `_Class__x`, so the new name would
+            # not mean what the old one did in every scope.
+            reason = f"{new!r} starts with two underscores, which Python name-mangles inside classes"
         elif new in lang.library_names:
             reason = f"{new!r} is a builtin or standard-library name in {lang.name}"
         elif new in extraction.names_in_program:
@@ -80,6 +89,11 @@ class Renamer:
             for name, ident in extraction.identifiers.items()
             for start, end in ident.spans
         )
+
+    @property
+    def spans(self) -> list[tuple[int, int, str]]:
+        """(start, end, name) of every renameable occurrence, in *character* offsets of `text`, sorted."""
+        return list(self._spans)
 
     def apply(self, mapping: Mapping[str, str]) -> str:
         """The program with every occurrence of each mapped identifier replaced (no validation)."""

@@ -9,7 +9,14 @@ import argparse
 import sys
 from importlib import import_module
 
-COMMAND_MODULES: tuple[str, ...] = ("analysis.commands.schema",)
+from engine.errors import USER_ERRORS
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "analysis.commands.schema",
+    "analysis.commands.report",
+    "analysis.commands.stats",
+    "analysis.commands.audit",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS as err:
+        print(f"analysis {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,9 +13,13 @@ from importlib import import_module
 from engine.errors import USER_ERRORS
 
 COMMAND_MODULES = (
+    "engine.commands.attack",
     "engine.commands.code",
     "engine.commands.data",
     "engine.commands.train",
+    "engine.commands.compress",
+    "engine.commands.substitutes",
+    "engine.commands.study",
 )
 
 

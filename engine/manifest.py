@@ -4,7 +4,8 @@ Every directory the engine writes (a fine-tuned classifier, a masked LM, later a
 variant) holds a `manifest.json`. The fields common to all of them are filled here:
 `manifest_version`, `kind`, `created`, library `versions`, `parameters`, `size_mb` and
 `files` (SHA-256 and bytes of every file in the directory, the manifest itself excepted),
-so a result can be traced back to exact weights. Field meanings: docs/models.md.
+and `fingerprint` (one hash of those files), so a result can be traced back to exact weights.
+Field meanings: docs/models.md.
 """
 from __future__ import annotations
 
@@ -71,6 +72,15 @@ def file_hashes(directory: str | os.PathLike) -> dict[str, dict[str, Any]]:
     }
 
 
+def model_fingerprint(files: dict[str, dict[str, Any]]) -> str:
+    """One short hash of a model's files (`file_hashes` output): equal fingerprints, equal weights,
+    config and tokenizer. Compressed variants name their parent by it."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\0{files[name]['sha256']}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def size_on_disk_mb(directory: str | os.PathLike) -> float:
     """Megabytes (10^6 bytes) of the model's files: weights, tokenizer and config."""
     return round(sum(path.stat().st_size for path in model_files(directory)) / 1e6, 3)
@@ -107,6 +117,7 @@ def write_manifest(directory: str | os.PathLike, fields: dict[str, Any], *, mode
         manifest["parameters"] = count_parameters(model)
     manifest["size_mb"] = size_on_disk_mb(root)
     manifest["files"] = file_hashes(root)
+    manifest["fingerprint"] = model_fingerprint(manifest["files"])
     temporary = root / (MANIFEST_NAME + ".tmp")
     temporary.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=_json_default) + "\n", encoding="utf-8")
     os.replace(temporary, root / MANIFEST_NAME)

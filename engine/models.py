@@ -168,10 +168,11 @@ def load_tokenizer(source: str | os.PathLike):
 # --------------------------------------------------------------------------- models
 
 
-def scratch_config(size: str, *, vocab_size: int, max_length: int, tokenizer, **extra):
+def scratch_config(size: str | ScratchSize, *, vocab_size: int, max_length: int, tokenizer, **extra):
+    """A RoBERTa config of a named scratch size, or of any `ScratchSize` (distilled students)."""
     from transformers import RobertaConfig
 
-    spec = SCRATCH_SIZES[size]
+    spec = size if isinstance(size, ScratchSize) else SCRATCH_SIZES[size]
     return RobertaConfig(
         vocab_size=vocab_size,
         hidden_size=spec.hidden,
@@ -259,6 +260,10 @@ def load_classifier(source: str | os.PathLike):
     source = os.path.expanduser(str(source))
     if source.lower() in ("minilm",):
         raise UserError("`minilm` is a base to fine-tune (engine train --base minilm), not a trained classifier")
+    from engine.compress.quantize import QUANTIZED_WEIGHTS, load_quantized
+
+    if (Path(source) / QUANTIZED_WEIGHTS).is_file():  # an int8 variant written by `engine compress`
+        return load_quantized(source)
     tokenizer = load_tokenizer(source)
     try:
         with quiet_transformers():

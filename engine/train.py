@@ -24,6 +24,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,25 @@ class TrainConfig:
         values["epochs"] = self.resolved_epochs()
         values["dtype"] = dtype_name(self.dtype)
         return values
+
+
+@dataclass
+class Objective:
+    """What a run learns from when it is not the gold labels alone (knowledge distillation).
+
+    - `build(texts)` makes the fresh model, tokenizer and base_info from the training code,
+      in place of `config.base`;
+    - `loss(logits, indices, labels)` is the batch loss: `indices` are positions in the training
+      inputs (the train examples, then `extra_codes`), `labels` their gold labels (-1 for extras);
+    - `extra_codes` are unlabelled inputs trained on after the labelled ones;
+    - `key` identifies everything the loss depends on: a checkpoint made with another key is
+      never resumed.
+    """
+
+    build: Callable[[list[str]], tuple[Any, Any, dict[str, Any]]]
+    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    extra_codes: list = field(default_factory=list)
+    key: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -202,12 +222,13 @@ def split_for_validation(dataset: Dataset, seed: int) -> tuple[list[Example], li
 
 def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool | None = None,
           overwrite: bool = False, progress: bool | None = None, stop_after_epoch: int | None = None,
-          log=None) -> TrainResult:
+          log=None, objective: Objective | None = None) -> TrainResult:
     """Fine-tune `config.base` on `dataset` into `out_dir`; see the module docstring.
 
     `resume=None` resumes when `out_dir` holds a checkpoint, `True` requires one, `False` refuses
     to touch one. `overwrite=True` deletes an existing checkpoint or model first.
     `stop_after_epoch=k` stops after epoch k with the checkpoint in place, as an interruption would.
+    `objective` replaces the model builder and the cross-entropy loss (see `Objective`).
     """
     config.check()
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
@@ -227,13 +248,14 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
             raise UserError(f"{split_name} examples {bad[:5]} have labels outside 0..{dataset.num_labels - 1}")
     lr = config.resolved_lr()
     epochs = config.resolved_epochs()
-    steps_per_epoch = math.ceil(len(train_examples) / config.batch_size)
+    extra_codes = list(objective.extra_codes) if objective else []
+    steps_per_epoch = math.ceil((len(train_examples) + len(extra_codes)) / config.batch_size)
     total_steps = steps_per_epoch * epochs
     warmup_steps = int(total_steps * config.warmup_ratio)
 
     if last is not None:
         state = torch.load(last / "state.pt", map_location="cpu", weights_only=True)
-        _check_compatible(state, config, dataset, last)
+        _check_compatible(state, config, dataset, last, objective)
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         with quiet_transformers():
@@ -244,10 +266,13 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
     else:
         state = None
         set_seed(config.seed)
-        model, tokenizer, base_info = build_classifier(
-            parse_base(config.base), label_names=dataset.label_names,
-            texts=code_texts(ex.code for ex in train_examples), max_length=config.max_length,
-            vocab_size=config.vocab_size, head=config.head)
+        texts = code_texts([ex.code for ex in train_examples] + extra_codes)
+        if objective is not None:
+            model, tokenizer, base_info = objective.build(texts)
+        else:
+            model, tokenizer, base_info = build_classifier(
+                parse_base(config.base), label_names=dataset.label_names, texts=texts,
+                max_length=config.max_length, vocab_size=config.vocab_size, head=config.head)
     model.to(device)
     optimizer = make_optimizer(model, lr, config.weight_decay)
     scheduler = linear_warmup_schedule(optimizer, warmup_steps, total_steps)
@@ -266,9 +291,9 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         seconds_before = state["seconds"]
 
     input_names = model_input_names(tokenizer)
-    encoded = encode_codes(tokenizer, [ex.code for ex in train_examples], config.max_length, input_names)
+    encoded = encode_codes(tokenizer, [ex.code for ex in train_examples] + extra_codes, config.max_length, input_names)
     lengths = [len(e["input_ids"]) for e in encoded]
-    labels = torch.tensor([ex.label for ex in train_examples])
+    labels = torch.tensor([ex.label for ex in train_examples] + [-1] * len(extra_codes))
     validator = Victim(model, tokenizer, max_length=config.max_length, batch_size=config.eval_batch_size,
                        device=device, dtype="fp32", cache_size=0)
     sigmoid = model.config.num_labels == 1
@@ -296,7 +321,9 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
             targets = labels[batch].to(device)
             with autocast():
                 logits = model(**tensors).logits.float()
-            if sigmoid:
+            if objective is not None:
+                loss = objective.loss(logits, torch.tensor(batch, device=device), targets)
+            elif sigmoid:
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], targets.float())
             else:
                 loss = torch.nn.functional.cross_entropy(logits, targets)
@@ -341,6 +368,7 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
             "history": history, "best_score": best_score, "best_epoch": best_epoch, "stale": stale,
             "stopped_early": stopped_early, "seconds": seconds_before + time.perf_counter() - started,
             "config": config.hyperparameters(), "dataset_fingerprint": dataset.fingerprint, "base_info": base_info,
+            "objective": objective.key if objective else None,
         })
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < epochs and not stopped_early:
             log(f"stopping after epoch {epoch} as asked; run again with the same --out to resume")
@@ -364,6 +392,7 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         "base_info": base_info,
         "task": dataset.task,
         "language": dataset.language,
+        "compression": {"method": "none"},
         "dataset": {"name": dataset.name, "fingerprint": dataset.fingerprint,
                     "splits": {name: len(examples) for name, examples in dataset.splits.items()},
                     "valid_source": valid_source, "details": dataset.manifest},
@@ -449,10 +478,14 @@ def _save_checkpoint(root: Path, epoch: int, model, tokenizer, improved: bool, s
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _check_compatible(state: dict[str, Any], config: TrainConfig, dataset: Dataset, where: Path) -> None:
+def _check_compatible(state: dict[str, Any], config: TrainConfig, dataset: Dataset, where: Path,
+                      objective: Objective | None = None) -> None:
     if state["dataset_fingerprint"] != dataset.fingerprint:
         raise UserError(f"{where}: the checkpoint was trained on other data (fingerprint {state['dataset_fingerprint']}, "
                         f"now {dataset.fingerprint}); use another --out or pass --overwrite")
+    if state.get("objective") != (objective.key if objective else None):
+        raise UserError(f"{where}: the checkpoint was made with another training objective ({state.get('objective')}); "
+                        "resume with the same options, use another --out, or pass --overwrite")
     recorded, current = state["config"], config.hyperparameters()
     changed = [f"{key}: {recorded.get(key)!r} → {current.get(key)!r}" for key in sorted(set(recorded) | set(current))
                if recorded.get(key) != current.get(key)]

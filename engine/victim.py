@@ -146,6 +146,14 @@ class Victim:
         if padding not in ("longest", "max_length"):
             raise UserError(f"padding {padding!r}: use longest or max_length")
         self.device = resolve_device(device)
+        if _dynamically_quantized(model):  # int8 variants (engine compress): CPU kernels, float32 activations
+            if self.device.type != "cpu":
+                if str(device).strip().lower() != "auto":
+                    raise UserError(f"--device {device}: this model has dynamically quantized int8 layers, which "
+                                    "run on the CPU only; use --device cpu or auto")
+                self.device = torch.device("cpu")
+            if dtype_name(dtype) != "fp32":
+                raise UserError(f"--dtype {dtype}: this model is int8-quantized; its float parts run in fp32")
         self.dtype = resolve_dtype(dtype, self.device)
         self.manifest = manifest
         self.name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
@@ -269,6 +277,16 @@ class Victim:
         """Token count of each input as the model sees it (after normalisation and truncation)."""
         return [len(e["input_ids"]) for e in self.encode([normalize_code(c, self.normalize) for c in codes])]
 
+    def untruncated_lengths(self, codes: Sequence[Code]) -> list[int]:
+        """Token count of each input before truncation (special tokens included): longer than
+        `max_length` means the model would not see the whole program."""
+        keys = [normalize_code(c, self.normalize) for c in codes]
+        lengths = []
+        for key in keys:
+            ids = self.tokenizer(*key, truncation=False, verbose=False) if isinstance(key, tuple) else self.tokenizer(key, truncation=False, verbose=False)
+            lengths.append(len(ids["input_ids"]))
+        return lengths
+
     def _run(self, inputs: list[Code]) -> tuple[list[np.ndarray], float, int]:
         encoded = self.encode(inputs)
         order = list(range(len(inputs)))
@@ -384,6 +402,10 @@ def pad_batch(tokenizer, encoded: Sequence[dict[str, list[int]]], width: int | N
                 array[row, :len(values)] = values
         tensors[name] = torch.from_numpy(array).to(device)
     return tensors
+
+
+def _dynamically_quantized(model) -> bool:
+    return any(type(module).__module__.startswith("torch.ao.nn.quantized") for module in model.modules())
 
 
 def _place(model, device: torch.device, dtype: torch.dtype):

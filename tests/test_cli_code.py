@@ -77,8 +77,8 @@ def test_every_sample_has_identifiers_and_no_parse_errors(sample, capsys):
 
 def test_every_command_has_help():
     for program, commands in (
-        ("engine", ["identifiers", "rename", "check", "data", "train", "pretrain-mlm", "eval"]),
-        ("analysis", ["schema"]),
+        ("engine", ["identifiers", "rename", "check", "data", "train", "pretrain-mlm", "eval", "substitutes", "attack", "study"]),
+        ("analysis", ["schema", "report", "stats", "audit"]),
     ):
         module = f"{program}.cli"
         top = subprocess.run([sys.executable, "-m", program, "--help"], capture_output=True, cwd=ROOT, text=True)

@@ -1,0 +1,43 @@
+"""`analysis report`: every table and figure, as LaTeX, HTML, CSV and/or Markdown."""
+from __future__ import annotations
+
+import argparse
+
+from engine.errors import UserError
+
+from analysis.commands.common import add_log_options, add_stats_options, analyse_args
+
+FORMATS = ("latex", "html", "csv", "md")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report", help="write every table and figure (LaTeX, HTML, CSV, Markdown)",
+        description="Read attack logs and write the report: clean performance, robustness per attack, validity, "
+                    "statistical tests and ranking tables, figures, and (HTML) a gallery of adversarial examples.")
+    add_log_options(p)
+    p.add_argument("--format", default="latex,html,csv,md",
+                   help="comma-separated formats among latex, html, csv, md (default: all)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures (tables only)")
+    p.add_argument("--gallery", type=int, default=12, metavar="N", help="adversarial examples in the HTML gallery (default 12)")
+    add_stats_options(p)
+    p.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise UserError(f"--format {args.format!r}: choose among {', '.join(FORMATS)}")
+    analysis = analyse_args(args)
+    written = write_report(analysis, args.out, formats, make_figures=not args.no_figures, gallery_size=args.gallery)
+    for note in analysis.notes():
+        print(f"note: {note}")
+    for kind, paths in written.items():
+        print(f"{kind}: {len(paths)} files in {paths[0].parent if paths else args.out}")
+    timing = ", ".join(f"{k} {v:.2f}s" for k, v in analysis.timings.items())
+    print(f"{analysis.summary()}\ntimings: {timing}")
+    return 0

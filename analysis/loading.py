@@ -1,0 +1,177 @@
+"""Reading attack logs: every `*.jsonl` under the given directories, plus their run manifests.
+
+Records are read with polars (many files in one lazy scan, only the columns analysis needs; the
+programs themselves are fetched later, for the few examples a report shows). A run killed
+mid-write leaves a truncated final line: it is skipped with a warning naming file and line.
+Any other bad line is a `UserError` naming file and line, found by re-reading only that file.
+"""
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from engine.errors import UserError
+from engine.logschema import FIELDS, SCHEMA_VERSION, STATUSES, SchemaError, validate_record
+
+MANIFEST_NAME = "manifest.json"
+CODE_COLUMNS = ("original_code", "adversarial_code", "rename_map")
+_DTYPES = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean, "json": pl.String}
+SCHEMA = {f.name: _DTYPES[f.type] for f in FIELDS}
+# Everything but the programs: what metrics, statistics and the audit read.
+COLUMNS = [name for name in SCHEMA if name not in CODE_COLUMNS]
+
+
+class LogWarning(UserWarning):
+    """Something in the logs was skipped; the message says what and where."""
+
+
+@dataclass
+class Logs:
+    records: pl.DataFrame  # COLUMNS + "path" (the file) + "run" (its manifest path or "")
+    manifests: dict[str, dict[str, Any]]  # manifest path -> parsed manifest
+    sources: list[tuple[str, bytes | None]] = field(default_factory=list)  # (file, bytes if truncated)
+    warnings: list[str] = field(default_factory=list)
+
+    def fetch_code(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """Programs and rename maps for the records in `keys` (columns path, example_id, attack, seed)."""
+        on = ["path", "example_id", "attack", "seed"]
+        wanted = keys.select(on).unique()
+        paths = set(wanted["path"].to_list())
+        chosen = [source for source in self.sources if source[0] in paths]
+        if not chosen:
+            return wanted.with_columns(*(pl.lit(None, pl.String).alias(c) for c in CODE_COLUMNS))
+        code = _scan(chosen, ["example_id", "attack", "seed", *CODE_COLUMNS])
+        return wanted.lazy().join(code, on=on, how="left").collect()
+
+def find_log_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise UserError(f"{directory}: not a directory (give the folder that `engine attack` wrote)")
+    files = sorted(p for p in directory.rglob("*.jsonl") if p.is_file())
+    if not files:
+        raise UserError(f"{directory}: no *.jsonl log files found (searched recursively)")
+    return files
+
+
+def _complete_prefix(path: Path) -> tuple[bytes | None, str | None]:
+    """(bytes without a truncated final line, warning) or (None, None) when the file is whole."""
+    with open(path, "rb") as handle:
+        handle.seek(0, io.SEEK_END)
+        size = handle.tell()
+        if size == 0:
+            return None, None
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return None, None
+        data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    try:
+        json.loads(tail)
+        return None, None  # a complete record that merely lacks its newline
+    except ValueError:
+        line = data.count(b"\n") + 1
+        return data[:cut], f"{path}:{line}: truncated final line skipped (a run killed mid-write?)"
+
+
+def _scan(sources: list[tuple[str, bytes | None]], columns: list[str]) -> pl.LazyFrame:
+    schema = {name: SCHEMA[name] for name in SCHEMA}
+    whole = [name for name, data in sources if data is None]
+    frames = []
+    if whole:
+        frames.append(pl.scan_ndjson(whole, schema=schema, include_file_paths="path").select(*columns, "path"))
+    for name, data in sources:
+        if data is not None:
+            frame = pl.read_ndjson(io.BytesIO(data), schema=schema) if data else pl.DataFrame(schema=schema)
+            frames.append(frame.lazy().select(*columns).with_columns(pl.lit(name).alias("path")))
+    return pl.concat(frames, how="vertical")
+
+
+def _first_bad_line(path: str, data: bytes | None) -> str | None:
+    """Re-read one file in Python and describe its first invalid line (file:line: problem)."""
+    raw = data if data is not None else Path(path).read_bytes()
+    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise SchemaError("line is not a JSON object")
+            validate_record(record)
+        except (ValueError, SchemaError) as err:
+            return f"{path}:{number}: {err}"
+        if record["schema_version"] != SCHEMA_VERSION:
+            return f"{path}:{number}: written with log schema version {record['schema_version']}, this analysis reads {SCHEMA_VERSION}"
+    return None
+
+
+def _nearest_manifest(path: Path, root: Path) -> Path | None:
+    for folder in [path.parent, *path.parent.parents]:
+        candidate = folder / MANIFEST_NAME
+        if candidate.is_file():
+            return candidate
+        if folder == root:
+            break
+    return None
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path}: cannot read the run manifest: {err}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: the run manifest is not a JSON object")
+    return value
+
+
+def load_logs(directories: list[str | Path]) -> Logs:
+    """Read and check every record under `directories`; programs are left on disk."""
+    sources: list[tuple[str, bytes | None]] = []
+    notes: list[str] = []
+    file_runs: dict[str, str] = {}
+    manifests: dict[str, dict[str, Any]] = {}
+    for directory in directories:
+        root = Path(directory).resolve()
+        for path in find_log_files(root):
+            data, note = _complete_prefix(path)
+            sources.append((str(path), data))
+            if note:
+                notes.append(note)
+                warnings.warn(note, LogWarning, stacklevel=2)
+            manifest = _nearest_manifest(path, root)
+            file_runs[str(path)] = str(manifest) if manifest else ""
+            if manifest and str(manifest) not in manifests:
+                manifests[str(manifest)] = read_manifest(manifest)
+    try:
+        records = _scan(sources, COLUMNS).collect()
+    except (pl.exceptions.PolarsError, OSError) as err:
+        for name, data in sources:
+            problem = _first_bad_line(name, data)
+            if problem:
+                raise UserError(problem) from None
+        raise UserError(f"cannot read the logs: {err}") from None
+    _check(records, sources)
+    runs = pl.DataFrame({"path": list(file_runs), "run": list(file_runs.values())}, schema={"path": pl.String, "run": pl.String})
+    records = records.join(runs, on="path", how="left")
+    return Logs(records=records, manifests=manifests, sources=sources, warnings=notes)
+
+
+def _check(records: pl.DataFrame, sources: list[tuple[str, bytes | None]]) -> None:
+    """Vectorised schema checks; on a failure, find the exact file and line in Python."""
+    required = [f.name for f in FIELDS if not f.nullable and f.name in COLUMNS]
+    bad = pl.any_horizontal(*(pl.col(name).is_null() for name in required)) | ~pl.col("status").is_in(list(STATUSES)) \
+        | (pl.col("schema_version") != SCHEMA_VERSION)
+    offending = records.filter(bad).select("path").unique()
+    if offending.height:
+        data = dict(sources)
+        for name in offending["path"].to_list():
+            problem = _first_bad_line(name, data.get(name))
+            if problem:
+                raise UserError(problem)
+        raise UserError(f"{offending['path'][0]}: records violate the log schema (see `analysis schema FILE`)")

@@ -1,0 +1,146 @@
+"""Attack speed: the engine as designed against a naive mode, side by side on the same examples.
+
+For each recipe (MHM and ALERT by default) the same examples of `stdlib-attribution`'s test
+split are attacked twice in this process:
+
+- `designed`: the victim as built (batch size --batch-size, length bucketing, exact-input
+  cache), candidates made by span substitution from one parse per example;
+- `naive`:    what the published code does per candidate: batch size 1, no cache (so every
+  query is tokenized and run), and every candidate re-parsed and re-renamed from the source;
+- `padded`:   naive, and every input padded to the model's maximum length as the published
+  code does (optional: `--modes designed,naive,padded`).
+
+It prints, per mode: wall time, queries, forward passes, the share of wall time spent inside
+the model's forward pass, and the naive/designed wall-time ratio, plus queries and seconds per
+example next to the published ALERT figures. Both modes use the same RNG streams, so they
+attack with the same candidates; the script reports how many records agree.
+
+ALERT needs natural substitutes; this benchmark measures the engine, not the substitutes
+stage, so by default both ALERT runs draw from the random-name pool (`--alert-source pool`);
+`--substitutes PATH` uses a cache written by `engine substitutes` instead.
+
+    .venv/bin/python bench/attack.py --model /tmp/victim-small [--n 20] [--recipes mhm,alert] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.attacks import registry  # noqa: E402
+from engine.attacks.base import AttackContext, Candidate  # noqa: E402
+from engine.attacks.environment import make_environment  # noqa: E402
+from engine.attacks.records import read_records  # noqa: E402
+from engine.attacks.runner import AttackRunner, RunOptions, model_info  # noqa: E402
+from engine.code import Renamer, extract  # noqa: E402
+
+PUBLISHED = "ALERT on CodeBERT (Du et al.'s re-run, GCJ clone): ~4,000 queries and 2.9 min per example; " \
+            "~1,260 queries and 0.9 min per successful example"
+
+
+class NaiveContext(AttackContext):
+    """Re-parses and re-renames the whole program for every candidate, as the published code does."""
+
+    def render(self, candidate):
+        if isinstance(candidate, dict):
+            mapping = {old: new for old, new in candidate.items() if new != old}
+            return Candidate(code=Renamer(extract(self.code, self.language)).apply(mapping), mapping=mapping)
+        return super().render(candidate)
+
+
+def attack(recipe: str, mode: str, args, dataset, out: Path) -> dict:
+    from engine.victim import Victim
+
+    naive = mode in ("naive", "padded")
+    victim = Victim.load(args.model, batch_size=1 if naive else args.batch_size, cache_size=0 if naive else 100_000,
+                         device=args.device, padding="max_length" if mode == "padded" else "longest")
+    params = registry.params_from_args(recipe)
+    env = make_environment(dataset, victim, substitutes=args.substitutes)
+    if recipe in ("alert", "mhm-ns") and args.substitutes is None:
+        env.natural_substitutes = env.name_pool
+    search = registry.build_search(recipe, params, env)
+    runner = AttackRunner(victim=victim, dataset=dataset, search=search, out=out / f"{recipe}-{mode}",
+                          model=model_info(args.model, victim),
+                          options=RunOptions(attack=recipe, params=params, n=args.n, budget=args.budget,
+                                             progress=False, compile_check=False, tests_check=False))
+    if naive:
+        runner.context_factory = NaiveContext
+    env.name_pool()  # build the pool outside the timed region (both modes share its cost)
+    started = time.perf_counter()
+    runner.run()
+    wall = time.perf_counter() - started
+    counters = victim.counters()
+    records = read_records(runner.records_path)
+    return {"wall": wall, "queries": counters.queries, "forward_passes": counters.forward_passes,
+            "model_s": counters.model_seconds, "victim_s": counters.victim_seconds, "records": records}
+
+
+def warm_up(args, dataset) -> None:
+    """Pay one-time costs (numba kernels, the model's first forward, the name pool's parse) before timing."""
+    from engine.attacks.runner import token_edit_distance
+
+    token_edit_distance(["a", "b"], ["a", "c"])
+    with tempfile.TemporaryDirectory(prefix="bench-warm-") as tmp:
+        attack("mhm", "designed", argparse.Namespace(**{**vars(args), "n": 2}), dataset, Path(tmp))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a victim trained on stdlib-attribution")
+    parser.add_argument("--n", type=int, default=20, help="test examples (default 20)")
+    parser.add_argument("--recipes", default="mhm,alert", help="comma-separated (default mhm,alert)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--budget", type=int, default=None)
+    parser.add_argument("--substitutes", default=None, help="ALERT/MHM-NS substitutes cache (default: random pool)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--modes", default="designed,naive")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from engine.datasets.registry import load_dataset
+
+    dataset = load_dataset("stdlib-attribution", progress=False)
+    warm_up(args, dataset)
+    print(f"victim {args.model}; {args.n} test examples of stdlib-attribution ({dataset.fingerprint}); "
+          f"batch size {args.batch_size}; torch threads {args.threads}")
+    header = f"{'recipe':<8} {'mode':<9} {'wall s':>8} {'queries':>8} {'fwd':>8} {'in fwd':>7} {'in victim':>9} {'ratio':>6}"
+    with tempfile.TemporaryDirectory(prefix="bench-attack-") as tmp:
+        for recipe in args.recipes.split(","):
+            if registry.params_class(recipe) is None:
+                print(f"{recipe}: not available, skipped")
+                continue
+            results = {mode: attack(recipe, mode, args, dataset, Path(tmp)) for mode in args.modes.split(",")}
+            print(header)
+            base = results.get("designed")
+            for mode, r in results.items():
+                ratio = f"{r['wall'] / base['wall']:.1f}x" if base else ""
+                print(f"{recipe:<8} {mode:<9} {r['wall']:>8.1f} {r['queries']:>8} {r['forward_passes']:>8} "
+                      f"{r['model_s'] / r['wall']:>7.1%} {r['victim_s'] / r['wall']:>9.1%} {ratio:>6}")
+            if base:
+                records = base["records"]
+                attacked = [x for x in records if x["status"] in ("success", "failed")]
+                wins = [x for x in attacked if x["status"] == "success"]
+                if attacked:
+                    print(f"  designed: {len(wins)}/{len(attacked)} succeeded; per attacked example "
+                          f"{sum(x['queries'] for x in attacked) / len(attacked):.0f} queries, "
+                          f"{sum(x['wall_time_s'] for x in attacked) / len(attacked):.2f} s")
+                if wins:
+                    print(f"  per successful example {sum(x['queries'] for x in wins) / len(wins):.0f} queries, "
+                          f"{sum(x['wall_time_s'] for x in wins) / len(wins):.2f} s")
+                if "naive" in results:
+                    same = sum(a["status"] == b["status"] and a["rename_map"] == b["rename_map"]
+                               for a, b in zip(records, results["naive"]["records"]))
+                    print(f"  records agreeing between modes (status and rename map): {same}/{len(records)}")
+    print(f"published: {PUBLISHED}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

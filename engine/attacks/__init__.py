@@ -1,0 +1,29 @@
+"""Identifier-renaming attacks: the framework (`base`), recipes, the runner and the registry.
+
+    engine attack --attack mhm --model runs/victim --dataset stdlib-attribution --n 50 --out logs/mhm
+
+See `docs/attacks.md`. Importing this package is cheap (no torch); recipes load lazily.
+"""
+from engine.attacks.base import (
+    AttackContext,
+    AttackEnvironment,
+    BudgetExhausted,
+    Candidate,
+    Evaluated,
+    Outcome,
+    Search,
+    SubstituteSource,
+    example_rng,
+)
+
+__all__ = [
+    "AttackContext",
+    "AttackEnvironment",
+    "BudgetExhausted",
+    "Candidate",
+    "Evaluated",
+    "Outcome",
+    "Search",
+    "SubstituteSource",
+    "example_rng",
+]

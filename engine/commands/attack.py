@@ -1,0 +1,131 @@
+"""`engine attack`: run an identifier-renaming attack on a victim over a dataset split.
+
+    engine attack --attack mhm --model runs/victim --dataset stdlib-attribution --n 50 --out logs/mhm
+    engine attack --attack alert --model runs/victim --dataset stdlib-attribution --out logs/alert --resume
+    engine attack --attack wir-random --model runs/victim --dataset stdlib-attribution --out logs/w --shard 2/4
+    engine attack --attack mhm --model runs/victim-int8 --dataset stdlib-attribution --out logs/t --transfer-from logs/mhm
+
+Writes OUT/records.jsonl (one record per example, `docs/log-schema.md`), OUT/manifest.json and
+OUT/summary.json, and prints a summary table. See `docs/attacks.md`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from engine.attacks import registry
+from engine.attacks.runner import SIDES, TOO_LONG
+from engine.datasets.registry import add_dataset_options, dataset_from_args
+from engine.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "attack",
+        help="attack a victim over a dataset split; one JSONL record per example (resumable, shardable)",
+        description="Run an identifier-renaming attack (" + ", ".join(registry.RECIPES) + ") on a classifier over a "
+        "dataset split. Every rename goes through the language layer (no collisions, no fields or calls renamed); "
+        "every query goes through the victim (batched, cached, counted). Records are appended and flushed one per "
+        "example, so --resume continues a killed run without losing or repeating an example.",
+    )
+    p.add_argument("--attack", required=True, choices=tuple(registry.RECIPES), help="attack recipe")
+    p.add_argument("--model", required=True, help="victim model directory (or hub id)")
+    p.add_argument("--out", required=True, help="output directory for records.jsonl, manifest.json, summary.json")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="split to attack (default test)")
+    p.add_argument("--n", type=int, default=None, metavar="N", help="attack the first N examples of the split (default all)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="maximum victim queries per example, the original program's included (default: the "
+                   "recipe's own iteration limits)")
+    p.add_argument("--seed", type=int, default=0, help="attack seed; each example's RNG is seeded from it and the "
+                   "example id (default 0)")
+    p.add_argument("--attack-side", choices=SIDES, default="first",
+                   help="for code pairs: which program to rename; both = the first, then the second with the budget "
+                   "left (default first)")
+    p.add_argument("--substitutes", metavar="PATH|dataset",
+                   help="natural substitutes for alert/mhm-ns: 'dataset' uses the examples' own `substitutes` field "
+                   "(e.g. the Devign files), PATH a cache written by `engine substitutes` (default: computed by the "
+                   "masked LM)")
+    p.add_argument("--resume", action="store_true", help="continue OUT: skip example ids already recorded")
+    p.add_argument("--overwrite", action="store_true", help="delete OUT's records first")
+    p.add_argument("--shard", metavar="K/N", help="attack only shard K of N (by a hash of the example id); "
+                   "writes records-K-of-N.jsonl")
+    p.add_argument("--transfer-from", metavar="LOGS",
+                   help="replay the successful adversarial programs of another run (its OUT directory) on this "
+                   "victim instead of attacking")
+    p.add_argument("--max-parse-errors", type=int, default=None,
+                   help="record programs with more parse errors than this as errors (default: attack them; "
+                   "validity is judged relative to the original)")
+    p.add_argument("--too-long", choices=TOO_LONG, default="error",
+                   help="programs longer than the model's maximum length: record an error (default) or attack "
+                   "the truncated view anyway")
+    p.add_argument("--no-compile-check", action="store_true", help="skip compiling adversarial programs")
+    p.add_argument("--no-tests", action="store_true", help="skip running the example's tests on adversarial programs")
+    p.add_argument("--fail-fast", action="store_true", help="stop on an internal error instead of recording it")
+    victim = p.add_argument_group("victim")
+    victim.add_argument("--batch-size", type=int, default=64, help="programs per model call (default 64)")
+    victim.add_argument("--cache-size", type=int, default=100_000, help="exact-input cache entries (default 100000; 0 off)")
+    victim.add_argument("--max-length", type=int, default=None,
+                        help="tokens per input (default: the model's training length)")
+    victim.add_argument("--normalize", choices=("none", "strip", "whitespace"), default="none",
+                        help="input normalisation before tokenizing (default none)")
+    victim.add_argument("--label-map", metavar="I,J,...", help="model output for each dataset label, e.g. 1,0")
+    victim.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda[:N], mps")
+    victim.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="inference dtype (default fp32)")
+    victim.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: one per core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dataset_options(p)
+    registry.add_recipe_options(p)
+    _add_substitute_options(p)
+    p.set_defaults(run=run_attack)
+
+
+def _add_substitute_options(p: argparse.ArgumentParser) -> None:
+    """Part B's masked-LM options, when its module provides them."""
+    try:
+        module = import_module("engine.attacks.substitutes")
+    except ImportError:
+        return
+    add = getattr(module, "add_substitute_options", None)
+    if add is not None:
+        add(p)
+
+
+def run_attack(args: argparse.Namespace) -> int:
+    from engine.attacks.environment import make_environment
+    from engine.attacks.runner import AttackRunner, RunOptions, model_info, parse_shard
+    from engine.device import set_threads
+    from engine.victim import Victim, parse_label_map
+
+    set_threads(args.threads)
+    params = registry.params_from_args(args.attack, args)
+    options = RunOptions(
+        attack=args.attack, params=params, seed=args.seed, budget=args.budget, split=args.split, n=args.n,
+        shard=parse_shard(args.shard), attack_side=args.attack_side, resume=args.resume, overwrite=args.overwrite,
+        max_parse_errors=args.max_parse_errors, too_long=args.too_long, compile_check=not args.no_compile_check,
+        tests_check=not args.no_tests, progress=False if args.no_progress else None, fail_fast=args.fail_fast,
+        substitutes=args.substitutes,
+    )
+    options.check()
+    if args.resume and args.overwrite:
+        raise UserError("--resume and --overwrite contradict each other; choose one")
+    dataset = dataset_from_args(args)
+    if args.split not in dataset.splits:
+        raise UserError(f"dataset {dataset.name} has no {args.split} split; it has {', '.join(dataset.splits)}")
+    victim = Victim.load(args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+                         normalize=args.normalize, label_map=parse_label_map(args.label_map),
+                         cache_size=args.cache_size, max_length=args.max_length)
+    if victim.num_labels != dataset.num_labels:
+        raise UserError(f"{args.model} has {victim.num_labels} outputs but {dataset.name} has {dataset.num_labels} "
+                        "labels; attack a model trained on this dataset")
+    search = None
+    if args.transfer_from is None:
+        env = make_environment(dataset, victim, seed=args.seed, split=args.split, substitutes=args.substitutes,
+                               options=args)
+        search = registry.build_search(args.attack, params, env)
+    runner = AttackRunner(victim=victim, dataset=dataset, options=options, out=args.out, search=search,
+                          model=model_info(args.model, victim), transfer_from=args.transfer_from)
+    summary = runner.run()
+    runner.print_summary(summary)
+    print(f"records: {runner.records_path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,153 @@
+"""Fake stages for the study tests: the orchestration tested without training or attacking anything.
+
+`FakeRunner` plays every stage command from its argument list, writing the files the real one
+would (a manifest, `records.jsonl` one flushed line per example, report files) and checking that
+the inputs it is given exist, so a wrong path or a missing dependency fails the way it would for
+real. `fake_options` describes the fake commands' options, for config validation. Run as a script
+(`python -m tests.study_fakes --config … --out …`) it is `engine study` with these fakes, which
+the SIGKILL test needs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import zlib
+from pathlib import Path
+
+from engine.study.config import actions_by_key
+from engine.study.stages import StageFailed
+
+RECIPES = ("mhm", "mhm-ns", "alert", "wir-random", "coda", "random")
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    parsers = {}
+    for command in ("train", "compress", "pretrain-mlm", "substitutes", "attack"):
+        p = argparse.ArgumentParser(prog=f"engine {command}", add_help=False)
+        p.add_argument("--out")
+        p.add_argument("--device")
+        p.add_argument("--threads", type=int)
+        p.add_argument("--no-progress", action="store_true")
+        for flag in ("--dataset", "--data-format", "--data", "--columns", "--language", "--task"):
+            p.add_argument(flag)
+        p.add_argument("--data-seed", type=int)
+        p.add_argument("--dataset-size", type=int)
+        p.add_argument("--skip-bad", action="store_true")
+        parsers[command] = p
+    parsers["train"].add_argument("--base")
+    parsers["train"].add_argument("--epochs", type=int)
+    parsers["train"].add_argument("--lr", type=float)
+    parsers["train"].add_argument("--max-length", type=int)
+    parsers["train"].add_argument("--head", choices=("softmax", "sigmoid"))
+    parsers["compress"].add_argument("--method")
+    parsers["compress"].add_argument("--model")
+    parsers["compress"].add_argument("--ratio", type=float)
+    parsers["compress"].add_argument("--target-mb", type=float)
+    parsers["pretrain-mlm"].add_argument("--base")
+    parsers["pretrain-mlm"].add_argument("--epochs", type=int)
+    parsers["substitutes"].add_argument("--mlm")
+    parsers["substitutes"].add_argument("--top-k", type=int)
+    parsers["substitutes"].add_argument("--split")
+    a = parsers["attack"]
+    a.add_argument("--attack", choices=RECIPES)
+    a.add_argument("--model")
+    a.add_argument("--n", type=int)
+    a.add_argument("--budget", type=int)
+    a.add_argument("--seed", type=int)
+    a.add_argument("--batch-size", type=int)
+    a.add_argument("--substitutes")
+    a.add_argument("--resume", action="store_true")
+    a.add_argument("--split", choices=("train", "valid", "test"))
+    a.add_argument("--mhm-iterations", type=int)
+    a.add_argument("--fail", action="store_true", help="fake: fail after two records")
+    a.add_argument("--delay", type=float, default=0.0, help="fake: seconds per example")
+    return parsers
+
+
+PARSERS = _parsers()
+
+
+def fake_options(command: str):
+    parser = PARSERS.get(command)
+    return None if parser is None else actions_by_key(parser)
+
+
+class FakeRunner:
+    """Stands in for `CliRunner`; `calls` lists the argument lists it ran (local executor only)."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def run(self, call, argv, log) -> None:
+        self.calls.append(list(argv))
+        if call.program == "analysis":
+            return self._report(argv)
+        args, _ = PARSERS[argv[0]].parse_known_args(argv[1:])
+        out = Path(args.out)
+        if argv[0] in ("train", "pretrain-mlm", "compress"):
+            if argv[0] == "compress":
+                _need(Path(args.model) / "manifest.json")
+            if argv[0] == "train" and args.base == "scratch:broken":
+                raise StageFailed("fake training diverged")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "manifest.json").write_text(json.dumps({"kind": argv[0], "metrics": {"accuracy": 0.75},
+                                                           "size_mb": 1.5}))
+        elif argv[0] == "substitutes":
+            _need(Path(args.mlm) / "manifest.json")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "substitutes.jsonl").write_text("{}\n")
+        elif argv[0] == "attack":
+            self._attack(args, out)
+
+    def _attack(self, args, out: Path) -> None:
+        _need(Path(args.model) / "manifest.json")
+        if args.substitutes:
+            _need(Path(args.substitutes) / "substitutes.jsonl")
+        records = out / "records.jsonl"
+        if records.exists() and not args.resume:
+            raise StageFailed(f"{out} already holds records; pass --resume")
+        out.mkdir(parents=True, exist_ok=True)
+        seen = set()
+        if records.exists():
+            seen = {json.loads(line)["example_id"] for line in records.read_text().splitlines() if line.strip()}
+        with open(records, "a", encoding="utf-8") as handle:
+            for i in range(args.n):
+                example = f"ex{i:03d}"
+                if example in seen:
+                    continue
+                if args.fail and i == 2:
+                    raise StageFailed("fake attack crashed on ex002")
+                time.sleep(args.delay)
+                success = zlib.crc32(f"{args.attack}{args.seed}{example}".encode()) % 3 == 0
+                handle.write(json.dumps({"example_id": example, "status": "success" if success else "failed",
+                                         "attack": args.attack, "seed": args.seed}) + "\n")
+                handle.flush()
+        (out / "manifest.json").write_text(json.dumps({"attack": args.attack, "n": args.n}))
+
+    def _report(self, argv: list[str]) -> None:
+        logs = argv[argv.index("--logs") + 1:argv.index("--format")]
+        for folder in logs:
+            _need(Path(folder) / "records.jsonl")
+        fmt = argv[argv.index("--format") + 1]
+        out = Path(argv[argv.index("--out") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ("report.tex" if fmt == "latex" else "report.html")).write_text(f"{len(logs)} logs\n")
+
+
+def _need(path: Path) -> None:
+    if not path.exists():
+        raise StageFailed(f"missing input {path}")
+
+
+def main(argv: list[str]) -> int:
+    from engine.cli import build_parser
+    from engine.commands.study import run_study
+
+    args = build_parser().parse_args(["study", *argv])
+    return run_study(args, runner=FakeRunner(), options=fake_options)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,164 @@
+"""Metrics, log loading and variant matching of `analysis`, on hand-computed examples."""
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from engine.errors import UserError
+from engine.logschema import FIELD_NAMES, validate_record
+
+from analysis.loading import LogWarning, load_logs
+from analysis.metrics import cell_metrics, prepare
+from analysis.tables import clean_table
+from analysis.variants import variant_table
+
+
+def record(example_id: str, status: str, **changes) -> dict:
+    rec = {name: None for name in FIELD_NAMES}
+    rec.update(schema_version=1, example_id=example_id, dataset="toy_set", task="defect", language="python",
+               model="m", compression="none", attack="mhm", seed=0, true_label=1, original_prediction=1,
+               original_probability=0.9, status=status, original_code="def f(a):\n    return a\n", queries=0,
+               forward_passes=0, wall_time_s=0.0, victim_time_s=0.0, identifiers=3, tokens=10)
+    rec.update(changes)
+    validate_record(rec)
+    return rec
+
+
+def success(example_id, **changes):
+    base = dict(adversarial_prediction=0, adversarial_probability=0.2, adversarial_code="def f(b):\n    return b\n",
+                rename_map={"a": "b"}, valid_parses=True, valid_alpha_equivalent=True, valid_compiles=True,
+                structure_edits=0, validity_reasons=[])
+    return record(example_id, "success", **(base | changes))
+
+
+HAND = [
+    success("e1", identifiers=4, identifiers_changed=2, tokens=100, tokens_changed=10, queries=10, wall_time_s=1.0),
+    success("e2", identifiers=5, identifiers_changed=5, tokens=50, tokens_changed=5, queries=30, wall_time_s=3.0,
+            valid_compiles=False, validity_reasons=["compiles: gcc: error"]),
+    record("e3", "failed", identifiers=4, identifiers_changed=4, queries=100, wall_time_s=5.0, adversarial_prediction=1),
+    record("e4", "skipped_misclassified", original_prediction=0),
+    record("e5", "skipped_no_identifiers", identifiers=0),
+    record("e6", "error", original_prediction=None, original_probability=None, reason="boom"),
+    success("e7", identifiers=2, identifiers_changed=1, tokens=20, tokens_changed=2, queries=20, wall_time_s=2.0,
+            valid_parses=None, valid_alpha_equivalent=False, structure_edits=2),
+]
+
+
+def write_run(folder, records, manifest=None, name="records.jsonl"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    if manifest is not None:
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def analyse_dir(path, resamples=200):
+    logs = load_logs([path])
+    variants = variant_table(logs)
+    records = prepare(logs, variants)
+    return logs, variants, records, cell_metrics(records, resamples=resamples)
+
+
+def test_metrics_on_a_hand_computed_example(tmp_path):
+    write_run(tmp_path / "run", HAND)
+    _, variants, _, metrics = analyse_dir(tmp_path)
+    row = metrics.row(0, named=True)
+    assert (row["records"], row["errors"], row["examples"], row["attacked"], row["successes"]) == (7, 1, 6, 4, 3)
+    assert row["asr"] == pytest.approx(3 / 4)
+    assert row["robust_accuracy"] == pytest.approx(2 / 6)  # e3 (failed) and e5 (no identifiers, correct)
+    assert row["valid_asr"] == pytest.approx(2 / 4)  # e1, and e7 (structure-edited, unknown parse)
+    assert row["queries"] == pytest.approx(40.0) and row["queries_success"] == pytest.approx(20.0)
+    assert row["wall_time_s"] == pytest.approx(2.75)
+    assert row["identifier_change"] == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+    assert row["token_change"] == pytest.approx(0.1)
+    assert (row["compiles_true"], row["compiles_checked"]) == (2, 3)
+    assert (row["parses_true"], row["parses_checked"]) == (2, 2)
+    assert row["clean_accuracy_records"] == pytest.approx(5 / 6)
+    assert row["asr_low"] < 0.75 < row["asr_high"]
+    assert row["queries_low"] <= 40.0 <= row["queries_high"]
+    # No manifest: clean metrics from the records (each example once, errors have no prediction).
+    v = variants.row(0, named=True)
+    assert v["accuracy"] == pytest.approx(5 / 6) and v["clean_source"] == "records (all 6 examples)"
+    cells = {c.key: cell for c, cell in zip(clean_table(variants).columns, clean_table(variants).rows[0])}
+    assert cells["size_mb"].text == "n/a" and cells["latency_ms_batch1"].text == "n/a"
+
+
+def test_truncated_final_line_is_skipped_with_a_warning(tmp_path):
+    run = write_run(tmp_path / "run", HAND[:3])
+    path = run / "records.jsonl"
+    path.write_text(path.read_text() + json.dumps(HAND[3])[:40], encoding="utf-8")
+    with pytest.warns(LogWarning, match=r"records\.jsonl:4: truncated final line"):
+        logs = load_logs([tmp_path])
+    assert logs.records.height == 3 and "records.jsonl:4" in logs.warnings[0]
+
+
+def test_a_bad_line_names_file_and_line(tmp_path):
+    write_run(tmp_path / "a", HAND[:2])
+    bad = dict(HAND[2], status="exploded")
+    write_run(tmp_path / "b", [HAND[0], bad, HAND[3]])
+    with pytest.raises(UserError, match=r"b/records\.jsonl:2: .*unknown status 'exploded'"):
+        load_logs([tmp_path])
+    (tmp_path / "b" / "records.jsonl").write_text(json.dumps(HAND[0]) + "\n{not json}\n" + json.dumps(HAND[1]) + "\n")
+    with pytest.raises(UserError, match=r"b/records\.jsonl:2: "):
+        load_logs([tmp_path])
+
+
+def test_missing_directory_and_empty_directory_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="not a directory"):
+        load_logs([tmp_path / "nope"])
+    with pytest.raises(UserError, match="no \\*.jsonl"):
+        load_logs([tmp_path])
+
+
+def test_variants_are_matched_to_their_original(tmp_path):
+    original = [dict(r, model="coder") for r in HAND]
+    pruned = [dict(r, model="coder-pruned", compression="prune") for r in HAND]
+    other = [dict(r, model="stranger", compression="quantize", dataset="toy_set") for r in HAND]
+    write_run(tmp_path / "o", original)
+    write_run(tmp_path / "p", pruned)
+    write_run(tmp_path / "q", other)
+    write_run(tmp_path / "o2", [dict(r, model="second") for r in HAND])
+    variants = variant_table(load_logs([tmp_path]))
+    by_model = {r["model"]: r for r in variants.iter_rows(named=True)}
+    assert by_model["coder-pruned"]["base_model"] == "coder" and by_model["coder-pruned"]["match"] == "model-name prefix"
+    assert by_model["stranger"]["base_model"] is None and by_model["stranger"]["match"] == "unmatched"
+
+
+def test_parent_fingerprint_wins_over_names(tmp_path):
+    def manifest(name, method, fingerprint, parent=None):
+        return {"model": {"name": name, "fingerprint": fingerprint, "compression": {"method": method, "parent": parent, "sparsity": 0.5},
+                          "size_mb": 10.0}}
+    write_run(tmp_path / "a", [dict(r, model="alpha") for r in HAND], manifest("alpha", "none", "fa"))
+    write_run(tmp_path / "b", [dict(r, model="beta") for r in HAND], manifest("beta", "none", "fb"))
+    write_run(tmp_path / "c", [dict(r, model="alpha-small", compression="prune") for r in HAND],
+              manifest("alpha-small", "prune", "fc", parent="fb"))
+    variants = variant_table(load_logs([tmp_path]))
+    row = variants.filter(pl.col("model") == "alpha-small").row(0, named=True)
+    assert row["base_model"] == "beta" and row["match"] == "parent fingerprint"
+    assert row["label"] == "prune sparsity=0.5"
+
+
+def test_partial_manifest_shows_na_and_falls_back_to_records(tmp_path):
+    write_run(tmp_path / "run", HAND, manifest={"schema_version": 1, "model": {"name": "m", "size_mb": 12.5}})
+    variants = variant_table(load_logs([tmp_path]))
+    row = variants.row(0, named=True)
+    assert row["size_mb"] == 12.5 and row["latency_ms_batch1"] is None and row["label"] == "none"
+    assert row["clean_source"].startswith("records")
+    table = clean_table(variants)
+    cells = {c.key: cell.text for c, cell in zip(table.columns, table.rows[0])}
+    assert cells["size_mb"] == "12.5" and cells["throughput_per_s"] == "n/a"
+
+
+def test_seeds_are_reduced_to_one_value_per_example_in_paired_tests(tmp_path):
+    from analysis.comparisons import compare
+    from analysis.synthetic import Study, write_study
+
+    write_study(tmp_path, Study(examples=50, attacks=("mhm",), seeds=(0, 1)))
+    logs, variants, records, metrics = analyse_dir(tmp_path, resamples=0)
+    assert set(metrics["seeds"].to_list()) == {2}
+    assert metrics["records"].to_list() == [100] * 3  # metrics pool (example, seed) records
+    rows = compare(records, variants, metrics).rows
+    robust = [r for r in rows if r["outcome"] == "robust-correct" and r["kind"] == "vs original"]
+    assert robust and all(r["n"] <= 50 for r in robust)  # paired on examples, not on example x seed

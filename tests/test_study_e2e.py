@@ -1,0 +1,135 @@
+"""`engine study` end to end through the real CLI, on a reduced quickstart (tiny victim, few examples).
+
+Everything real: training, the three compression methods, the masked LM and substitutes, the
+four attacks and `analysis report`; only the sizes are small. Checks that every attack cell
+wrote a record per example, the report files exist, and (with pdflatex) the LaTeX compiles;
+then that a second run does nothing.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.study.config import load_config
+from engine.study.plan import expand, is_done
+
+ROOT = Path(__file__).resolve().parents[1]
+
+REDUCED = """
+[study]
+name = "reduced-quickstart"
+seeds = [0]
+device = "cpu"
+threads = 1
+report = ["latex", "html"]
+
+[[datasets]]
+name = "stdlib"
+builtin = "stdlib-attribution"
+size = 12
+
+[[models]]
+name = "tiny"
+base = "scratch:tiny"
+epochs = 2
+max_length = 64
+vocab_size = 500
+
+[[compressions]]
+method = "prune"
+ratio = 0.5
+timing_examples = 4
+repeats = 1
+batch_sizes = "4"
+
+[[compressions]]
+name = "int8"
+method = "quantize"
+timing_examples = 4
+repeats = 1
+batch_sizes = "4"
+
+[[compressions]]
+method = "distill"
+target_mb = 0.3
+epochs = 1
+timing_examples = 4
+repeats = 1
+batch_sizes = "4"
+
+[mlm]
+base = "scratch:tiny"
+epochs = 1
+max_length = 64
+vocab_size = 500
+
+[substitutes]
+top_k = 8
+keep = 4
+
+[attack_defaults]
+n = 4
+budget = 12
+batch_size = 32
+
+[[attacks]]
+recipe = "mhm"
+mhm_iterations = 2
+mhm_candidates = 5
+
+[[attacks]]
+recipe = "alert"
+
+[[attacks]]
+recipe = "wir-random"
+wir_candidates = 5
+
+[[attacks]]
+recipe = "coda"
+"""
+
+
+def _analysis_report_exists() -> bool:
+    done = subprocess.run([sys.executable, "-m", "analysis", "report", "--help"], cwd=ROOT, capture_output=True)
+    return done.returncode == 0
+
+
+@pytest.mark.slow
+def test_reduced_quickstart_end_to_end(tmp_path):
+    if not _analysis_report_exists():
+        pytest.skip("`analysis report` is not available yet")
+    config = tmp_path / "reduced.toml"
+    config.write_text(REDUCED, encoding="utf-8")
+    out = tmp_path / "study"
+    command = [sys.executable, "-m", "engine", "study", "--config", str(config), "--out", str(out), "--no-progress"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    plan = expand(load_config(config))
+    attacks = [cell for cell in plan.cells.values() if cell.kind == "attack"]
+    assert len(attacks) == 16
+    for cell in plan.cells.values():
+        assert is_done(out, cell), cell.name
+    for cell in attacks:
+        lines = (out / cell.output / "records.jsonl").read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+        assert len(records) == 4 and len({r["example_id"] for r in records}) == 4, cell.name
+        assert {r["attack"] for r in records} == {cell.config["recipe"]}
+    report = out / "report"
+    tex = sorted((report / "latex").rglob("*.tex"))
+    html = sorted((report / "html").rglob("*.html"))
+    assert tex and html, sorted(p.name for p in report.rglob("*"))
+    assert f"report (latex): {report / 'latex'}" in done.stdout
+    main = next((p for p in tex if p.name == "report.tex"), None)
+    if shutil.which("pdflatex") and main is not None:
+        compiled = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", main.name],
+                                  cwd=main.parent, capture_output=True, text=True, timeout=120)
+        assert compiled.returncode == 0, compiled.stdout[-2000:]
+
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0
+    assert all(line.split()[1] == "done" for line in again.stdout.splitlines()[2:] if line.startswith(("train", "attack")))

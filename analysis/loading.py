@@ -52,7 +52,8 @@ class Logs:
 def find_log_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise UserError(f"{directory}: not a directory (give the folder that `engine attack` wrote)")
-    files = sorted(p for p in directory.rglob("*.jsonl") if p.is_file())
+    # `engine attack` also writes extras*.jsonl side files (per-recipe facts, not schema records).
+    files = sorted(p for p in directory.rglob("*.jsonl") if p.is_file() and not p.name.startswith("extras"))
     if not files:
         raise UserError(f"{directory}: no *.jsonl log files found (searched recursively)")
     return files

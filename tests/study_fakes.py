@@ -130,10 +130,13 @@ class FakeRunner:
         logs = argv[argv.index("--logs") + 1:argv.index("--format")]
         for folder in logs:
             _need(Path(folder) / "records.jsonl")
-        fmt = argv[argv.index("--format") + 1]
+        formats = argv[argv.index("--format") + 1].split(",")
         out = Path(argv[argv.index("--out") + 1])
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ("report.tex" if fmt == "latex" else "report.html")).write_text(f"{len(logs)} logs\n")
+        (out / "latex").mkdir(parents=True, exist_ok=True)
+        if "latex" in formats:
+            (out / "latex" / "report.tex").write_text(f"{len(logs)} logs\n")
+        if "html" in formats:
+            (out / "report.html").write_text(f"{len(logs)} logs\n")
 
 
 def _need(path: Path) -> None:

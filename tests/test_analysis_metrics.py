@@ -162,3 +162,9 @@ def test_seeds_are_reduced_to_one_value_per_example_in_paired_tests(tmp_path):
     rows = compare(records, variants, metrics).rows
     robust = [r for r in rows if r["outcome"] == "robust-correct" and r["kind"] == "vs original"]
     assert robust and all(r["n"] <= 50 for r in robust)  # paired on examples, not on example x seed
+
+
+def test_engine_side_files_are_not_read_as_records(tmp_path):
+    run = write_run(tmp_path / "run", HAND[:3])
+    (run / "extras.jsonl").write_text('{"recipe": "alert", "not": "a record"}\n')
+    assert load_logs([tmp_path]).records.height == 3

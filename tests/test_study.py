@@ -190,14 +190,14 @@ def test_run_skip_finished_and_rerun_only_changed_cells(tmp_path, capsys):
     out = tmp_path / "out"
     plan = expand(load_config(config, fake_options))
     assert all(is_done(out, cell) for cell in plan.cells.values())
-    assert len(runner.calls) == len(plan.cells) + 1  # the report runs once per format
+    assert len(runner.calls) == len(plan.cells)
     for cell in plan.cells.values():
         if cell.kind == "attack":
             assert records(out / cell.output) == [f"ex{i:03d}" for i in range(6)]
     stdout = capsys.readouterr().out
     assert "attack:stdlib:tiny:int8:alert:s1" in stdout and "ASR " in stdout and "test accuracy 0.750" in stdout
-    assert f"report (latex): {out / 'report' / 'latex'}" in stdout
-    assert (out / "report" / "html" / "report.html").read_text() == "24 logs\n"
+    assert f"report: {out / 'report'}\n  {out / 'report' / 'latex' / 'report.tex'}\n" in stdout
+    assert (out / "report" / "report.html").read_text() == "24 logs\n"
 
     runner = FakeRunner()
     assert study(tmp_path, config, runner=runner) == 0
@@ -207,7 +207,7 @@ def test_run_skip_finished_and_rerun_only_changed_cells(tmp_path, capsys):
     runner = FakeRunner()
     assert study(tmp_path, changed, runner=runner) == 0
     ran = [(call[0], call[2] if call[0] == "attack" else None) for call in runner.calls]
-    assert ran.count(("attack", "mhm")) == 12 and len(ran) == 12 + 2
+    assert ran.count(("attack", "mhm")) == 12 and len(ran) == 12 + 1
 
 
 def test_failures_are_one_line_and_block_only_their_dependents(tmp_path, capsys):
@@ -362,3 +362,17 @@ def test_cli_runner_reports_one_line_reasons(tmp_path):
     with pytest.raises(StageFailed, match=r"exited with code 1: boom$"):
         run_subprocess([sys.executable, "-c", "import sys; print('out'); sys.exit('boom')"], log)
     assert "out\n" in log.getvalue()
+
+
+def test_finished_model_folders_are_not_rebuilt_without_a_marker(tmp_path):
+    from engine.study.stages import StageCall, prepare_output
+
+    model = tmp_path / "model"
+    model.mkdir()
+    assert prepare_output(StageCall("engine", (), complete_if="manifest"), model)
+    (model / "manifest.json").write_text(json.dumps({"base": "distill", "compression": {"method": "none"}}))
+    assert not prepare_output(StageCall("engine", (), complete_if="manifest"), model)
+    # A distilled student with its manifest but not yet measured: engine compress must run again.
+    assert prepare_output(StageCall("engine", (), complete_if="compressed"), model)
+    (model / "manifest.json").write_text(json.dumps({"compression": {"method": "distill"}}))
+    assert not prepare_output(StageCall("engine", (), complete_if="compressed"), model)

@@ -120,12 +120,11 @@ def test_reduced_quickstart_end_to_end(tmp_path):
         assert len(records) == 4 and len({r["example_id"] for r in records}) == 4, cell.name
         assert {r["attack"] for r in records} == {cell.config["recipe"]}
     report = out / "report"
-    tex = sorted((report / "latex").rglob("*.tex"))
-    html = sorted((report / "html").rglob("*.html"))
-    assert tex and html, sorted(p.name for p in report.rglob("*"))
-    assert f"report (latex): {report / 'latex'}" in done.stdout
-    main = next((p for p in tex if p.name == "report.tex"), None)
-    if shutil.which("pdflatex") and main is not None:
+    main, html = report / "latex" / "report.tex", report / "report.html"
+    assert main.is_file() and html.is_file(), sorted(str(p.relative_to(report)) for p in report.rglob("*"))
+    assert len(list((report / "latex").glob("table-*.tex"))) >= 3
+    assert f"report: {report}\n  {main}\n  {html}\n" in done.stdout
+    if shutil.which("pdflatex"):
         compiled = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", main.name],
                                   cwd=main.parent, capture_output=True, text=True, timeout=120)
         assert compiled.returncode == 0, compiled.stdout[-2000:]

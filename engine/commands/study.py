@@ -113,8 +113,9 @@ def run_study(args: argparse.Namespace, runner=None, options=None) -> int:
     print(summary_table(root, results))
     report = next((r for r in results.values() if r.cell.kind == "report"), None)
     if report is not None and report.state in ("ok", "done"):
-        for fmt in report.cell.meta["formats"]:
-            print(f"report ({fmt}): {root / report.cell.output / fmt}")
+        print(f"report: {root / report.cell.output}")
+        for path in report_files(root / report.cell.output, report.cell.meta["formats"]):
+            print(f"  {path}")
     failed = [r for r in results.values() if r.state in ("failed", "blocked")]
     if failed:
         print(f"{len(failed)} cell(s) failed or blocked; logs in each cell's log.txt; run the same command again "
@@ -151,3 +152,10 @@ def plan_table(plan, root: Path, estimator, selected: set[str], cell_state, form
                  f"to run: {total_queries:,} attack queries at most, about {format_seconds(total_seconds)} "
                  "(upper bound: full-length inputs, every example using its whole budget; see docs/study.md)")
     return "\n".join(lines)
+
+
+def report_files(folder: Path, formats: list[str]) -> list[Path]:
+    """The report's entry points that exist: latex/report.tex, report.html, the CSV and Markdown folders."""
+    candidates = {"latex": folder / "latex" / "report.tex", "html": folder / "report.html",
+                  "csv": folder / "csv", "md": folder / "md"}
+    return [candidates[fmt] for fmt in formats if fmt in candidates and candidates[fmt].exists()]

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 10 scratch, 3 pre-trained)")
     p.add_argument("--batch-size", type=int, default=16, help="training batch size (default 16)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-3 scratch, 5e-5 pre-trained)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default scratch tiny 1e-3, small 3e-4, base 1e-4; pre-trained 5e-5)")
     p.add_argument("--warmup", type=float, default=0.1, help="share of steps for linear warm-up (default 0.1)")
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default 0.01)")
     p.add_argument("--max-length", type=int, default=256, help="tokens per input, pairs share it (default 256)")

@@ -12,7 +12,7 @@ and how many at once:
   local Ray instance or the cluster at `--ray-address`. With shared storage the tasks write into
   the study's folder directly; with `copy` storage (the default on a cluster) a task receives
   the folders of the cells it depends on through Ray's object store, runs in a scratch folder
-  on its node, and sends its cell's folder back, where the driver unpacks it: the same
+  on its node (an interrupted cell starts again there), and sends its cell's folder back, where the driver unpacks it: the same
   "merge by copying directories" that combines results from several machines by hand.
 
 The driver (`engine.study.run`) writes the done-markers; executors never do.
@@ -25,6 +25,7 @@ import io
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import sys
 import tarfile
@@ -59,6 +60,7 @@ class Outcome:
     seconds: float
     reason: str | None = None
     ran: bool = True  # False when the output was already complete and no stage ran
+    cpu_seconds: float | None = None  # CPU time of the stage (this process's threads and its subprocesses)
     archive: bytes | None = None  # the cell's folder, from a copying executor
 
 
@@ -71,7 +73,7 @@ def execute(task: CellTask, runner: StageRunner | None = None) -> Outcome:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "cell.json").write_text(json.dumps(cell.to_json(), indent=2) + "\n", encoding="utf-8")
     output = root / cell.output
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     ran = False
     with open(directory / LOG_NAME, "a", encoding="utf-8", buffering=1) as log:
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {cell.name} (key {cell.key})\n")
@@ -91,9 +93,15 @@ def execute(task: CellTask, runner: StageRunner | None = None) -> Outcome:
         except Exception as err:  # noqa: BLE001 - e.g. an unset variable in a path; reported, not raised
             log.write(f"FAILED: {type(err).__name__}: {err}\n")
             return Outcome(cell.name, False, time.perf_counter() - started, first_line(str(err)) or type(err).__name__, ran)
-        seconds = time.perf_counter() - started
-        log.write(f"ok in {seconds:.1f} s\n")
-    return Outcome(cell.name, True, seconds, None, ran)
+        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
+        log.write(f"ok in {seconds:.1f} s ({cpu:.1f} CPU seconds)\n")
+    return Outcome(cell.name, True, seconds, None, ran, cpu)
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its finished subprocesses (a shared machine's honest clock)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 @contextlib.contextmanager
@@ -208,23 +216,19 @@ class RayExecutor:
         resources = {"num_cpus": settings.get("threads") or 1,
                      "num_gpus": settings.get("gpus", 0) if task.cell.kind != "report" else 0}
         if self.storage == "copy":  # object refs go as top-level arguments: Ray resolves only those
+            # A cell's own partial results are not shipped: an attack refuses to resume a run made
+            # from another model path, so in copy mode an interrupted cell starts again.
             directories = list(task.inputs)
             refs = [self._archive(d) for d in directories]
-            if (self.root / task.cell.directory).exists():  # partial results to resume from
-                directories.append(task.cell.directory)
-                refs.append(self._archive(task.cell.directory, cache=False))
             ref = self._remote.options(**resources).remote(task, self.runner, directories, *refs)
         else:
             ref = self._remote.options(**resources).remote(task, self.runner, None)
         self.running[ref] = task
 
-    def _archive(self, directory: str, cache: bool = True):
-        if cache and directory in self.shipped:
-            return self.shipped[directory]
-        ref = self.ray.put(pack(self.root, directory))
-        if cache:
-            self.shipped[directory] = ref
-        return ref
+    def _archive(self, directory: str):
+        if directory not in self.shipped:
+            self.shipped[directory] = self.ray.put(pack(self.root, directory))
+        return self.shipped[directory]
 
     def wait(self, timeout: float) -> list[Outcome]:
         if not self.running:

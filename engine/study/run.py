@@ -30,6 +30,7 @@ class CellResult:
     state: str  # done (before this run), ok, failed, blocked, skipped (not selected)
     seconds: float | None = None
     reason: str | None = None
+    cpu_seconds: float | None = None
 
 
 def run_plan(plan: Plan, root: Path, executor, *, selected: list[str] | None = None, progress: bool = True,
@@ -84,8 +85,7 @@ def run_plan(plan: Plan, root: Path, executor, *, selected: list[str] | None = N
                         finish(name, "blocked", reason="no attack cell finished")
                         continue
                     if len(running) < executor.slots:
-                        calls = [report_call(cell, plan, fmt, [f"{{root}}/{plan.cells[d].output}" for d in covered])
-                                 for fmt in cell.meta["formats"]]
+                        calls = [report_call(cell, plan, [f"{{root}}/{plan.cells[d].output}" for d in covered])]
                         _submit(executor, cell, calls, root, running, inputs=[plan.cells[d].directory for d in covered])
                         results[name].state = "running"
                     continue
@@ -107,6 +107,7 @@ def run_plan(plan: Plan, root: Path, executor, *, selected: list[str] | None = N
                 running.pop(outcome.name, None)
                 probes.stop(outcome.name)
                 cell = plan.cells[outcome.name]
+                results[outcome.name].cpu_seconds = outcome.cpu_seconds
                 if outcome.ok:
                     _mark(root, cell, plan, results, outcome)
                     finish(outcome.name, "ok", outcome.seconds)
@@ -131,13 +132,17 @@ def _submit(executor, cell: Cell, calls, root: Path, running: dict[str, float], 
 
 def _mark(root: Path, cell: Cell, plan: Plan, results: dict[str, CellResult], outcome: Outcome) -> None:
     if cell.kind != "report":
-        write_marker(root, cell, outcome.seconds, ran=outcome.ran)
+        write_marker(root, cell, outcome.seconds, ran=outcome.ran, cpu_seconds=_round(outcome.cpu_seconds))
         return
     covered = sorted(d for d in cell.deps if results[d].state in FINISHED)
     complete = len(covered) == len(cell.deps)
     key = cell.key if complete else "partial-" + config_key("report", {"covered": covered}, [])
     write_marker(root, Cell(cell.kind, cell.name, key, cell.config, cell.deps), outcome.seconds,
-                 covered=covered, complete=complete)
+                 covered=covered, complete=complete, cpu_seconds=_round(outcome.cpu_seconds))
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 class CellProbes:
@@ -152,7 +157,7 @@ class CellProbes:
             from tqdm.auto import tqdm
 
             self.bars[cell.name] = tqdm(total=cell.config["n"], desc=cell.name, unit="ex", leave=False,
-                                        file=self.stream, dynamic_ncols=True)
+                                        file=self.stream, dynamic_ncols=True, disable=None)
 
     def refresh(self, plan: Plan) -> None:
         for name, bar in self.bars.items():
@@ -226,17 +231,19 @@ def record_statuses(path: Path) -> Counter[str]:
 
 
 def summary_table(root: Path, results: dict[str, CellResult]) -> str:
-    rows = [("cell", "state", "seconds", "result")]
+    rows = [("cell", "state", "seconds", "CPU s", "result")]
     for result in results.values():
         seconds = f"{result.seconds:.1f}" if result.seconds is not None else ""
+        cpu = f"{result.cpu_seconds:.1f}" if result.cpu_seconds is not None else ""
         if result.state in ("failed", "blocked", "skipped"):
             text = result.reason or ""
             text = text if len(text) <= 160 else text[:157] + "..."
         else:
             text = headline(root, result.cell)
-        rows.append((result.cell.name, result.state, seconds, text))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}".rstrip() for row in rows]
+        rows.append((result.cell.name, result.state, seconds, cpu, text))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]:>{widths[3]}}  {row[4]}".rstrip()
+             for row in rows]
     lines.insert(1, "-" * min(120, max(len(line) for line in lines)))
     return "\n".join(lines)
 

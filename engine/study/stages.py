@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ class StageCall:
     program: str  # engine | analysis
     argv: tuple[str, ...]  # may hold {root}
     resume_flag: str | None = None  # added when the output already holds partial results
-    complete_if: str | None = None  # file inside the output whose presence means the stage finished
+    complete_if: str | None = None  # `manifest` or `compressed`: how to tell the output is already finished
     fresh: bool = False  # delete partial output first (stages that cannot resume)
 
     def resolved(self, root: Path, output: Path) -> list[str]:
@@ -85,15 +86,15 @@ def build_calls(cell: Cell, plan: Plan, *, progress: bool,
     if cell.kind == "train":
         argv = ["train", *dataset_argv(config["dataset"]), "--base", config["base"], "--out", out,
                 *options_argv(config["options"]), *runtime("train")]
-        return [StageCall("engine", tuple(argv), complete_if="manifest.json")]
+        return [StageCall("engine", tuple(argv), complete_if="manifest")]
     if cell.kind == "compress":
         argv = ["compress", "--method", config["method"], "--model", out_of("train"), "--out", out,
                 *dataset_argv(config["dataset"]), *options_argv(config["options"]), *runtime("compress")]
-        return [StageCall("engine", tuple(argv), complete_if="manifest.json")]
+        return [StageCall("engine", tuple(argv), complete_if="compressed")]
     if cell.kind == "mlm":
         argv = ["pretrain-mlm", *dataset_argv(config["dataset"]), "--out", out, *options_argv(config["options"]),
                 *runtime("pretrain-mlm")]
-        return [StageCall("engine", tuple(argv), complete_if="manifest.json")]
+        return [StageCall("engine", tuple(argv), complete_if="manifest")]
     if cell.kind == "substitutes":
         mlm = out_of("mlm") if any(plan.cells[d].kind == "mlm" for d in cell.deps) else config["mlm"]
         argv = ["substitutes", "--mlm", mlm, *dataset_argv(config["dataset"]), "--out", out,
@@ -113,15 +114,15 @@ def build_calls(cell: Cell, plan: Plan, *, progress: bool,
         argv += [*options_argv(config["options"]), *runtime("attack")]
         return [StageCall("engine", tuple(argv), resume_flag="--resume")]
     if cell.kind == "report":
-        return [report_call(cell, plan, fmt) for fmt in cell.meta["formats"]]
+        return [report_call(cell, plan)]
     raise AssertionError(cell.kind)
 
 
-def report_call(cell: Cell, plan: Plan, fmt: str, logs: list[str] | None = None) -> StageCall:
-    """`python -m analysis report` over the attack cells' logs (all of them, or `logs`)."""
+def report_call(cell: Cell, plan: Plan, logs: list[str] | None = None) -> StageCall:
+    """`python -m analysis report` over the attack cells' logs (all of them, or `logs`), every format at once."""
     if logs is None:
         logs = [f"{ROOT}/{plan.cells[d].output}" for d in cell.deps]
-    argv = ["report", "--logs", *logs, "--format", fmt, "--out", f"{ROOT}/{cell.output}/{fmt}"]
+    argv = ["report", "--logs", *logs, "--format", ",".join(cell.meta["formats"]), "--out", f"{ROOT}/{cell.output}"]
     return StageCall("analysis", tuple(argv))
 
 
@@ -222,8 +223,24 @@ def first_line(text: str) -> str:
 
 def prepare_output(call: StageCall, output: Path) -> bool:
     """Before a call: False when the output is already complete (skip the call); clears it for fresh calls."""
-    if call.complete_if and (output / call.complete_if).is_file():
+    if call.complete_if and output_complete(call.complete_if, output):
         return False
     if call.fresh and output.exists():
         shutil.rmtree(output) if output.is_dir() else output.unlink()
+    return True
+
+
+def output_complete(check: str, output: Path) -> bool:
+    """A model folder whose stage finished (its marker may not have been written before a kill).
+
+    `manifest`: the manifest exists (written last, atomically). `compressed`: the manifest names a
+    compression method; a distilled student gets a manifest before its measurement, which is
+    not the end of `engine compress`.
+    """
+    try:
+        manifest = json.loads((output / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if check == "compressed":
+        return ((manifest.get("compression") or {}).get("method") or "none") != "none"
     return True

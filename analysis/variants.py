@@ -34,13 +34,17 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+# Compression-block keys that say where a variant came from, not what was done to it.
+_PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report"})
+
+
 def compression_label(compression: str, manifest_compression: Any) -> str:
     """"prune sparsity=0.5" from the manifest's compression block, else the record's string."""
     if not isinstance(manifest_compression, dict):
         return compression
     method = str(manifest_compression.get("method") or compression)
     params = [f"{k}={v}" for k, v in sorted(manifest_compression.items())
-              if k not in ("method", "parent") and isinstance(v, (str, int, float, bool)) and not isinstance(v, dict)]
+              if k not in _PROVENANCE_KEYS and isinstance(v, (str, int, float, bool))]
     return " ".join([method, *params])
 
 

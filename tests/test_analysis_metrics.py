@@ -168,3 +168,12 @@ def test_engine_side_files_are_not_read_as_records(tmp_path):
     run = write_run(tmp_path / "run", HAND[:3])
     (run / "extras.jsonl").write_text('{"recipe": "alert", "not": "a record"}\n')
     assert load_logs([tmp_path]).records.height == 3
+
+
+def test_compression_labels_name_what_was_done_not_where_it_came_from():
+    from analysis.variants import compression_label
+
+    block = {"method": "distill", "target_mb": 0.5, "temperature": 2.0, "parent": "ab12",
+             "parent_path": "/runs/tiny", "parent_compression": "none", "report": {"epochs": 3}}
+    assert compression_label("distill", block) == "distill target_mb=0.5 temperature=2.0"
+    assert compression_label("none", None) == "none"

@@ -267,3 +267,15 @@ def test_mhm_ns_uses_the_datasets_precomputed_substitutes(tmp_path):
         assert new in ("pin", "total", "token") and new not in record["original_code"]  # "total" only where free
     with pytest.raises(UserError, match="no `substitutes` field"):
         make_environment(base, victim, substitutes="dataset").natural_substitutes()
+
+
+def test_model_names_are_short_and_variants_carry_their_parents_name(tmp_path):
+    from engine.attacks.runner import _model_name
+
+    variant = tmp_path / "runs" / "variants" / "prune"
+    variant.mkdir(parents=True)
+    compression = {"method": "prune", "parent_path": str(tmp_path / "runs" / "tiny")}
+    assert _model_name(variant, {}, compression, None) == "tiny-prune"
+    assert _model_name(variant, {}, {"method": "none"}, None) == "prune"
+    assert _model_name(variant, {"name": "codebert-p40"}, compression, None) == "codebert-p40"
+    assert _model_name("microsoft/codebert-base", {}, {"method": "none"}, None) == "microsoft/codebert-base"

@@ -144,7 +144,7 @@ def model_info(path: str | os.PathLike | None, victim: VictimLike) -> dict[str, 
     compression = dict(manifest.get("compression") or {})
     compression.setdefault("method", "none")
     return {
-        "name": str(manifest.get("name") or path or getattr(victim, "name", "victim")),
+        "name": _model_name(path, manifest, compression, victim),
         "path": str(Path(path).resolve()) if path is not None else None,
         "fingerprint": fingerprint,
         "compression": compression,
@@ -157,6 +157,25 @@ def model_info(path: str | os.PathLike | None, victim: VictimLike) -> dict[str, 
         "base": manifest.get("base"),
         "victim": victim.describe() if hasattr(victim, "describe") else {},
     }
+
+
+def _model_name(path, manifest: dict[str, Any], compression: dict[str, Any], victim: VictimLike) -> str:
+    """A short, readable model name for tables: the manifest's name, else the directory's name.
+
+    A compressed variant's directory is often just its method (`variants/prune`), which says
+    nothing once several base models are compressed, so it is prefixed by its parent's name.
+    """
+    if manifest.get("name"):
+        return str(manifest["name"])
+    if path is None:
+        return str(getattr(victim, "name", "victim"))
+    if not Path(path).is_dir():
+        return str(path)  # a hub id such as microsoft/codebert-base
+    name = Path(path).resolve().name
+    parent = compression.get("parent_path")
+    if compression.get("method", "none") != "none" and parent and name == compression["method"]:
+        name = f"{Path(parent).name}-{name}"
+    return name
 
 
 def machine() -> dict[str, Any]:

@@ -6,7 +6,8 @@ user error with the reason, not a crash deep inside torch.
 """
 from __future__ import annotations
 
-import torch
+# torch is imported inside the functions: the CLI imports this module to build its parser,
+# and `engine --help` or `engine identifiers` should not pay torch's start-up time.
 
 from engine.errors import UserError
 
@@ -18,16 +19,19 @@ _DTYPE_ALIASES = {
     "bf16": "bf16", "bfloat16": "bf16",
     "fp16": "fp16", "float16": "fp16", "half": "fp16", "16": "fp16",
 }
-_TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_TORCH_DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def _mps_available() -> bool:
+    import torch
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     """`auto` → cuda, then mps, then cpu; an explicit device must exist on this machine."""
+    import torch
+
     if isinstance(name, torch.device):
         return name
     name = (name or "auto").strip().lower()
@@ -56,9 +60,11 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
 
 def dtype_name(name: str | torch.dtype | None) -> str:
     """Canonical CLI spelling (`fp32`, `bf16`, `fp16`) of a dtype name or torch dtype."""
+    import torch
+
     if isinstance(name, torch.dtype):
-        for key, value in _TORCH_DTYPES.items():
-            if value == name:
+        for key, value in _TORCH_DTYPE_NAMES.items():
+            if getattr(torch, value) == name:
                 return key
         raise UserError(f"dtype {name} is not supported; use one of {', '.join(DTYPES)}")
     key = _DTYPE_ALIASES.get((name or "fp32").strip().lower())
@@ -73,16 +79,18 @@ def resolve_dtype(name: str | torch.dtype | None, device: torch.device) -> torch
     fp16 needs CUDA or MPS (CPU kernels for half are missing or very slow); bf16 runs on CPUs
     (fast where AVX-512 BF16/AMX exist) and on CUDA GPUs that support it.
     """
+    import torch
     key = dtype_name(name)
     if key == "fp16" and device.type == "cpu":
         raise UserError("--dtype fp16 needs a CUDA or MPS device; on the CPU use bf16 or fp32")
     if key == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UserError("--dtype bf16: this CUDA device does not support bfloat16; use fp16 or fp32")
-    return _TORCH_DTYPES[key]
+    return getattr(torch, _TORCH_DTYPE_NAMES[key])
 
 
 def describe_device(device: torch.device) -> str:
     """Human-readable name for manifests: `cpu`, `cuda:0 (NVIDIA H100 …)`, `mps`."""
+    import torch
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
@@ -91,6 +99,7 @@ def describe_device(device: torch.device) -> str:
 
 def synchronize(device: torch.device) -> None:
     """Wait for queued kernels, so wall-clock timings of GPU work are honest."""
+    import torch
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps" and hasattr(torch, "mps"):
@@ -103,6 +112,7 @@ def set_threads(threads: int | None) -> None:
     On a machine shared with other jobs, fewer threads than cores is often much faster: busy
     cores make torch's worker threads wait on each other.
     """
+    import torch
     if threads is None:
         return
     if threads < 1:

@@ -86,3 +86,11 @@ def test_every_command_has_help():
         for command in commands:
             sub = subprocess.run([sys.executable, "-m", program, command, "--help"], capture_output=True, cwd=ROOT, text=True)
             assert sub.returncode == 0 and "usage:" in sub.stdout
+
+
+def test_building_the_cli_imports_neither_torch_nor_numba():
+    """`engine --help` and `engine identifiers` must not pay seconds of start-up for torch and numba."""
+    probe = "import sys, engine.cli as c; c.build_parser(); print(sorted({'torch', 'numba', 'transformers'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, cwd=ROOT, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

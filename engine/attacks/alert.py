@@ -39,7 +39,6 @@ from engine.attacks.base import (AttackContext, AttackEnvironment, Evaluated, Ou
 from engine.attacks.importance import MODES, rank_variables
 from engine.attacks.registry import positive
 from engine.errors import UserError
-from engine.kernels import roulette_select, steady_state_replace, tournament_select
 
 SELECTIONS = ("uniform", "tournament", "roulette")
 
@@ -152,6 +151,7 @@ class GeneticSearch:
         return evaluated, len(evaluated) == len(fresh)
 
     def run(self, facts: dict) -> Outcome | None:
+        from engine.kernels import steady_state_replace  # numba: imported on first use
         ctx, p = self.ctx, self.params
         evaluated, complete = self._evaluate(self.population)
         flip = strongest_flip(ctx, evaluated)
@@ -181,6 +181,7 @@ class GeneticSearch:
     # -- variation
 
     def _parents(self, fitness: np.ndarray, count: int) -> list[int]:
+        from engine.kernels import roulette_select, tournament_select  # numba: imported on first use
         rng, size = self.ctx.rng, len(self.population)
         if self.params.selection == "tournament":
             return tournament_select(fitness, rng.integers(0, size, (count, self.params.tournament_size))).tolist()

@@ -51,7 +51,6 @@ from engine.attacks.base import AttackContext, AttackEnvironment, Candidate, Out
 from engine.attacks.registry import positive
 from engine.code import CodeInputError, Renamer, extract
 from engine.code.rewrites import apply_sampled, check_rewrite, style_counts, style_probabilities
-from engine.kernels import cosine_topk
 
 HASH_DIMS = 256
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
@@ -252,6 +251,7 @@ class CODA:
         return Outcome.from_evaluated(ctx, ctx.best, reason=reason, stage="rename", **facts)
 
     def _references(self, ctx: AttackContext) -> tuple[list[int], list[int]]:
+        from engine.kernels import cosine_topk  # numba: imported on first use
         p = self.params
         need = len(ctx.variables)
         order = [label for label in np.argsort(-ctx.original_probs, kind="stable") if label != ctx.true_label]
@@ -286,6 +286,7 @@ class CODA:
         return variants
 
     def _renames(self, ctx: AttackContext, kept: list[int], base_code: str, base_edits: int) -> list[Candidate]:
+        from engine.kernels import cosine_topk  # numba: imported on first use
         names = sorted({n for i in kept for n in self.refs.variables[i]})
         if not names or not ctx.variables:
             return []

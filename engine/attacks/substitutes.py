@@ -51,7 +51,6 @@ import numpy as np
 from engine.attacks.sources import PrecomputedSubstitutes
 from engine.code import CodeInputError, Extraction, Renamer, extract, validate
 from engine.errors import UserError
-from engine.kernels import grouped_cosine_topk
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -292,6 +291,7 @@ class ProgramJob:
 
 def generate(mlm: MaskedLM, jobs: Sequence[ProgramJob], config: SubstituteConfig) -> list[dict[str, Any]]:
     """Substitutes for a batch of programs (every MLM pass batched across them): one record per job."""
+    from engine.kernels import grouped_cosine_topk  # numba: imported on first use
     mlm.batch_size = config.batch_size
     records: list[dict[str, Any]] = []
     prepared: list[tuple[ProgramJob, Renamer | None, str, list[_Variable]]] = []

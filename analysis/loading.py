@@ -158,9 +158,26 @@ def load_logs(directories: list[str | Path]) -> Logs:
                 raise UserError(problem) from None
         raise UserError(f"cannot read the logs: {err}") from None
     _check(records, sources)
+    _check_unique(records)
     runs = pl.DataFrame({"path": list(file_runs), "run": list(file_runs.values())}, schema={"path": pl.String, "run": pl.String})
     records = records.join(runs, on="path", how="left")
     return Logs(records=records, manifests=manifests, sources=sources, warnings=notes)
+
+
+# One attack run records an example once; the same key twice means a run was copied or
+# concatenated twice, and counting it twice would bias every rate and pair the wrong records.
+RECORD_KEY = ["dataset", "model", "compression", "attack", "seed", "example_id"]
+
+
+def _check_unique(records: pl.DataFrame) -> None:
+    duplicated = (records.group_by(RECORD_KEY).agg(pl.len().alias("times"), pl.col("path").unique().sort().alias("files"))
+                  .filter(pl.col("times") > 1))
+    if duplicated.height:
+        row = duplicated.sort(RECORD_KEY).row(0, named=True)
+        raise UserError(
+            f"example {row['example_id']!r} of model {row['model']!r}, attack {row['attack']!r}, seed {row['seed']} is "
+            f"recorded {row['times']} times (in {', '.join(row['files'])}; {duplicated.height} duplicated example(s) in "
+            f"all): pass each run's directory once and remove copies of a run")
 
 
 def _check(records: pl.DataFrame, sources: list[tuple[str, bytes | None]]) -> None:

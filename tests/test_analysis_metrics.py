@@ -177,3 +177,10 @@ def test_compression_labels_name_what_was_done_not_where_it_came_from():
              "parent_path": "/runs/tiny", "parent_compression": "none", "report": {"epochs": 3}}
     assert compression_label("distill", block) == "distill target_mb=0.5 temperature=2.0"
     assert compression_label("none", None) == "none"
+
+
+def test_an_example_recorded_twice_is_a_clear_error(tmp_path):
+    write_run(tmp_path / "run", HAND[:3])
+    write_run(tmp_path / "copy-of-run", HAND[1:2])
+    with pytest.raises(UserError, match=r"example 'e2' .* is recorded 2 times \(in .*copy-of-run/records\.jsonl, .*run/records\.jsonl; 1 duplicated"):
+        load_logs([tmp_path])

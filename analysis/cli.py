@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import import_module
 
-from engine.errors import USER_ERRORS
+from engine.cli_base import assemble_parser, run_command
 
 COMMAND_MODULES: tuple[str, ...] = (
     "analysis.commands.schema",
@@ -20,23 +19,15 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="analysis",
-        description="Turn per-example attack logs into metrics, statistical tests and reports.",
+    return assemble_parser(
+        "analysis",
+        "Turn per-example attack logs into metrics, statistical tests and reports.",
+        COMMAND_MODULES,
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMAND_MODULES:
-        import_module(module).register(subparsers)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except USER_ERRORS as err:
-        print(f"analysis {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

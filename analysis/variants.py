@@ -34,8 +34,9 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-# Compression-block keys that say where a variant came from, not what was done to it.
-_PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report"})
+# Compression-block keys that say where a variant came from or how it is stored, not what was
+# done to it.
+_PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report", "serialization"})
 
 
 def compression_label(compression: str, manifest_compression: Any) -> str:

@@ -8,41 +8,30 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import import_module
 
-from engine.errors import USER_ERRORS
+from engine.cli_base import assemble_parser, run_command
 
-COMMAND_MODULES = (
-    "engine.commands.attack",
-    "engine.commands.code",
+COMMAND_MODULES = (  # in the order of the pipeline, as `engine --help` lists them
+    "engine.commands.study",
     "engine.commands.data",
     "engine.commands.train",
     "engine.commands.compress",
     "engine.commands.substitutes",
-    "engine.commands.study",
+    "engine.commands.attack",
+    "engine.commands.code",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="engine",
-        description="Fine-tune, compress and attack code models; every stage writes files with a manifest.",
+    return assemble_parser(
+        "engine",
+        "Fine-tune, compress and attack code models; every stage writes files with a manifest.",
+        COMMAND_MODULES,
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMAND_MODULES:
-        import_module(module).register(subparsers)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except USER_ERRORS as err:
-        print(f"engine {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `engine identifiers … | head`
-        return 0
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,32 @@
+"""What the `engine` and `analysis` programs share: parser assembly and error reporting.
+
+Each program lists its command modules (each exposing `register(subparsers)`); user errors
+print one line and exit 2, anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from engine.errors import USER_ERRORS
+
+
+def assemble_parser(prog: str, description: str, modules: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in modules:
+        import_module(module).register(subparsers)
+    return parser
+
+
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except USER_ERRORS as err:
+        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `engine identifiers … | head`
+        return 0

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from engine.errors import USER_ERRORS
+from engine.errors import USER_ERRORS, UserError
 
 
 def assemble_parser(prog: str, description: str, modules: Sequence[str]) -> argparse.ArgumentParser:
@@ -30,3 +30,16 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         return 2
     except BrokenPipeError:  # `engine identifiers … | head`
         return 0
+
+
+def parse_k_of_n(text: str | None, option: str) -> tuple[int, int] | None:
+    """`K/N` (1 ≤ K ≤ N) -> (K, N): the K-th of N disjoint shares (`--shard`, `--part`)."""
+    if text is None:
+        return None
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UserError(f"{option} {text!r}: write K/N, e.g. 2/4") from None
+    if not 1 <= k <= n:
+        raise UserError(f"{option} {text!r}: need 1 ≤ K ≤ N")
+    return k, n

@@ -176,3 +176,12 @@ def test_unicode_identifiers_are_whole_words_for_collision_checks():
     assert set(ext.identifiers) == {"größe", "n"} and "größe" in ext.names_in_program
     assert [r.reason for r in validate(ext, {"n": "größe"})] == ["'größe' is already used in the program"]
     assert rename(program, "python", {"größe": "size"}) == "def f(size, n):\n    return size * n\n"
+
+
+def test_attacks_apply_the_same_per_pair_rules_as_validate():
+    from engine.code.rename import pair_rejection  # what the attack constraint (AttackContext.name_ok) calls
+
+    ext = extract("def f(x, y):\n    return x + y\n", "python")
+    for new in ("__hidden", "\ufb01le", "len", "y", "class", "1x", "fresh"):
+        expected = [r.reason for r in validate(ext, {"x": new})]
+        assert ([pair_rejection(ext, "x", new)] if expected else [None]) == (expected or [None])

@@ -49,7 +49,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from engine.code import Extraction, Renamer, validate
-from engine.code.languages import spec
+from engine.code.rename import pair_rejection
 from engine.datasets.base import Example
 
 Code = str | tuple[str, str]
@@ -192,7 +192,6 @@ class AttackContext:
         self.original_probs = original_probs
         self.first_success: Evaluated | None = None
         self.best: Evaluated | None = None
-        self._lang = spec(language)
 
     # ------------------------------------------------------------------ budget and queries
 
@@ -279,25 +278,9 @@ class AttackContext:
     # ------------------------------------------------------------------ constraints
 
     def name_ok(self, variable: str, new: str) -> str | None:
-        """Mapping-independent checks for `variable -> new`; None when allowed, else the reason.
-
-        The same rules as the language layer's `validate` (which `admissible` calls), inlined
-        for speed because sources filter thousands of proposals: renameable variable, differs,
-        identifier syntax, not a keyword, builtin or library name, not already in the program.
-        """
-        if variable not in self.extraction.identifiers:
-            return f"{variable!r} is not a renameable identifier"
-        if new == variable:
-            return "the new name equals the old one"
-        if not self._lang.identifier_pattern.match(new):
-            return f"{new!r} is not a valid {self.language} identifier"
-        if new in self._lang.keywords:
-            return f"{new!r} is a {self.language} keyword"
-        if new in self._lang.library_names:
-            return f"{new!r} is a builtin or standard-library name in {self.language}"
-        if new in self.extraction.names_in_program:
-            return f"{new!r} is already used in the program"
-        return None
+        """Mapping-independent checks for `variable -> new`; None when allowed, else the reason
+        (the language layer's rules: `engine.code.rename.pair_rejection`)."""
+        return pair_rejection(self.extraction, variable, new)
 
     def admissible(self, variable: str, new: str, mapping: Mapping[str, str] | None = None) -> str | None:
         """Whether renaming `variable -> new` on top of `mapping` is allowed: None, or the reason.

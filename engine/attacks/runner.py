@@ -36,6 +36,7 @@ from engine.attacks.records import RecordWriter, read_records, records_name, sum
 from engine.attacks.validity import Compiled, ValidityChecker, compiles
 from engine.code import CodeInputError, Extraction, extract
 from engine.datasets.base import Dataset, Example
+from engine.cli_base import parse_k_of_n
 from engine.errors import UserError
 from engine.logschema import FIELD_NAMES, SCHEMA_VERSION
 
@@ -81,16 +82,7 @@ class RunOptions:
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """`K/N` (1 ≤ K ≤ N) -> (K, N)."""
-    if text is None:
-        return None
-    try:
-        k, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard {text!r}: write K/N, e.g. 2/4") from None
-    if not 1 <= k <= n:
-        raise UserError(f"--shard {text!r}: need 1 ≤ K ≤ N")
-    return k, n
+    return parse_k_of_n(text, "--shard")
 
 
 def shard_of(example_id: str, count: int) -> int:
@@ -441,6 +433,7 @@ class AttackRunner:
         record.update(adversarial_prediction=int(np.argmax(outcome.probs)),
                       adversarial_probability=float(outcome.probs[ctx.true_label]),
                       adversarial_code=outcome.code, rename_map=mapping, identifiers_changed=len(mapping))
+        after = None
         try:
             after = extract(outcome.code, ctx.language)
             record["tokens_changed"] = token_edit_distance(token_texts(ctx.extraction), token_texts(after))
@@ -448,7 +441,7 @@ class AttackRunner:
             extras["tokens_changed_error"] = str(err)
         original_compiles = self._original_compiles(ctx)
         validity = self.validity.check(ctx.extraction, outcome.code, mapping, outcome.structure_edits,
-                                       ctx.example.meta, original_compiles)
+                                       ctx.example.meta, original_compiles, after=after)
         record.update(validity.fields())
 
     def _original_compiles(self, ctx: AttackContext) -> Compiled | None:

@@ -117,16 +117,19 @@ class ValidityChecker:
         self.test_timeout_s = test_timeout_s
 
     def check(self, original: Extraction, adversarial: str, mapping: Mapping[str, str], structure_edits: int,
-              example_meta: Mapping | None = None, original_compiles: Compiled | None = None) -> Validity:
+              example_meta: Mapping | None = None, original_compiles: Compiled | None = None,
+              after: Extraction | None = None) -> Validity:
+        """`after`: the adversarial program's extraction when the caller already has it."""
         result = Validity()
-        if structure_edits:
+        if after is None:
             after = extract(adversarial, original.language)
+        if structure_edits:
             result.parses = after.parse_errors <= original.parse_errors
             if not result.parses:
                 result.reasons.append(f"parses: {after.parse_errors} parse errors, the original has {original.parse_errors}")
             result.reasons.append("alpha_equivalent: not applicable to structure rewrites")
         else:
-            checked = check_rename(original, adversarial, mapping)
+            checked = check_rename(original, after, mapping)
             result.parses = checked.parses
             result.alpha_equivalent = checked.alpha_equivalent
             result.reasons.extend(f"alpha_equivalent: {reason}" for reason in checked.reasons)

@@ -55,16 +55,20 @@ class CheckResult:
 
 def check_rename(
     original: Extraction | str | bytes,
-    renamed: str | bytes,
+    renamed: Extraction | str | bytes,
     mapping: Mapping[str, str],
     language: str | None = None,
 ) -> CheckResult:
-    """Check `renamed` against `original` (an extraction, or source plus `language`)."""
+    """Check `renamed` against `original` (each an extraction, or source plus `language`).
+
+    Callers that already extracted the renamed program (to count its tokens, say) pass the
+    extraction so that it is not parsed twice.
+    """
     if not isinstance(original, Extraction):
         if language is None:
             raise ValueError("language is required when the original is given as source text")
         original = extract(original, language)
-    after = extract_parsed(parse(renamed, original.language))
+    after = renamed if isinstance(renamed, Extraction) else extract_parsed(parse(renamed, original.language))
     reasons: list[str] = []
     if after.parse_errors > original.parse_errors:
         reasons.append(

@@ -37,44 +37,52 @@ class RenameError(ValueError):
 
 def validate(extraction: Extraction, mapping: Mapping[str, str]) -> list[Rejection]:
     """Every reason a pair of `mapping` would make an invalid or meaning-changing rename."""
-    lang = spec(extraction.language)
-    excluded = {x.name: x.reason for x in extraction.exclusions}
     targets: dict[str, list[str]] = {}
     for old, new in mapping.items():
         targets.setdefault(new, []).append(old)
     rejections = []
     for old, new in mapping.items():
-        reason = None
-        if old not in extraction.identifiers:
-            if old in excluded:
-                reason = f"{old!r} is not renameable: {excluded[old]}"
-            elif old in extraction.names_in_program:
-                reason = f"{old!r} is not a variable or parameter declared in this program"
-            else:
-                reason = f"{old!r} does not occur in the program"
-        elif new == old:
-            reason = "the new name equals the old one"
-        elif not lang.identifier_pattern.match(new):
-            reason = f"{new!r} is not a valid {lang.name} identifier"
-        elif new in lang.keywords:
-            reason = f"{new!r} is a {lang.name} keyword"
-        elif lang.name == "python" and unicodedata.normalize("NFKC", new) != new:
-            # Python reads identifiers NFKC-normalised: `ﬁle` is the same variable as `file`.
-            reason = f"{new!r} is not NFKC-normalised; Python would read it as {unicodedata.normalize('NFKC', new)!r}"
-        elif lang.name == "python" and new.startswith("__") and not new.endswith("__"):
-            # Inside a class body Python rewrites `__x` to `_Class__x`, so the new name would
-            # not mean what the old one did in every scope.
-            reason = f"{new!r} starts with two underscores, which Python name-mangles inside classes"
-        elif new in lang.library_names:
-            reason = f"{new!r} is a builtin or standard-library name in {lang.name}"
-        elif new in extraction.names_in_program:
-            reason = f"{new!r} is already used in the program"
-        elif len(targets[new]) > 1:
+        reason = pair_rejection(extraction, old, new)
+        if reason is None and len(targets[new]) > 1:
             others = ", ".join(o for o in targets[new] if o != old)
             reason = f"{new!r} is also given to {others}"
         if reason:
             rejections.append(Rejection(old, new, reason))
     return rejections
+
+
+def pair_rejection(extraction: Extraction, old: str, new: str) -> str | None:
+    """Why `old -> new` alone is not allowed (None when it is): every rule of `validate` but
+    the one that needs the whole mapping (one new name per variable).
+
+    Attacks call this for each of thousands of proposed names, so it does set lookups only.
+    """
+    lang = spec(extraction.language)
+    if old not in extraction.identifiers:
+        excluded = next((x.reason for x in extraction.exclusions if x.name == old), None)
+        if excluded is not None:
+            return f"{old!r} is not renameable: {excluded}"
+        if old in extraction.names_in_program:
+            return f"{old!r} is not a renameable identifier: it is not a variable or parameter declared in this program"
+        return f"{old!r} is not a renameable identifier: it does not occur in the program"
+    if new == old:
+        return "the new name equals the old one"
+    if not lang.identifier_pattern.match(new):
+        return f"{new!r} is not a valid {lang.name} identifier"
+    if new in lang.keywords:
+        return f"{new!r} is a {lang.name} keyword"
+    if lang.name == "python" and unicodedata.normalize("NFKC", new) != new:
+        # Python reads identifiers NFKC-normalised: `ﬁle` is the same variable as `file`.
+        return f"{new!r} is not NFKC-normalised; Python would read it as {unicodedata.normalize('NFKC', new)!r}"
+    if lang.name == "python" and new.startswith("__") and not new.endswith("__"):
+        # Inside a class body Python rewrites `__x` to `_Class__x`, so the new name would
+        # not mean what the old one did in every scope.
+        return f"{new!r} starts with two underscores, which Python name-mangles inside classes"
+    if new in lang.library_names:
+        return f"{new!r} is a builtin or standard-library name in {lang.name}"
+    if new in extraction.names_in_program:
+        return f"{new!r} is already used in the program"
+    return None
 
 
 class Renamer:

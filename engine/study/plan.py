@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.cli_base import parse_k_of_n
 from engine.errors import UserError
 from engine.study.config import MLM_PRETRAIN, DatasetSpec, StudyConfig
 
@@ -220,12 +221,4 @@ def select(plan: Plan, only: list[str] | None = None, part: tuple[int, int] | No
 
 
 def parse_part(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UserError(f"--part {text!r}: use K/N, e.g. 2/3") from None
-    if not 1 <= k <= n:
-        raise UserError(f"--part {text}: K must be between 1 and N")
-    return k, n
+    return parse_k_of_n(text, "--part")

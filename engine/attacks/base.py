@@ -225,34 +225,35 @@ class AttackContext:
         ranking's masked programs): they cost queries like any other but are never taken as
         `first_success` or `best`.
         """
-        return self._evaluate([self.render(c) for c in candidates], probe)[1]
+        return self._evaluate(candidates, probe)[1]
 
     def query_candidates(self, candidates: Sequence[CandidateLike]) -> list[Evaluated]:
         """Like `query`, returning `Evaluated` items (candidate + row) for the evaluated prefix."""
-        rendered = [self.render(c) for c in candidates]
-        count, rows = self._evaluate(rendered)
-        return [Evaluated(c, row) for c, row in zip(rendered[:count], rows)]
+        rendered, rows = self._evaluate(candidates)
+        return [Evaluated(c, row) for c, row in zip(rendered, rows)]
 
     def query_true(self, candidates: Sequence[CandidateLike]) -> np.ndarray:
         """True-label probabilities of the evaluated prefix (see `query`)."""
         return self.query(candidates)[:, self.true_label]
 
-    def _evaluate(self, rendered: list[Candidate], probe: bool = False) -> tuple[int, np.ndarray]:
-        if not rendered:
-            return 0, np.zeros((0, self.victim.num_labels))
+    def _evaluate(self, candidates: Sequence[CandidateLike], probe: bool = False) -> tuple[list[Candidate], np.ndarray]:
+        """(the rendered evaluated prefix, its probability rows); only that prefix is rendered."""
+        if not candidates:
+            return [], np.zeros((0, self.victim.num_labels))
         left = self.remaining
         if left is not None:
             if left == 0:
                 self.exhausted = True
                 raise BudgetExhausted(f"example {self.example.id}: budget of {self.budget} queries spent")
-            if len(rendered) >= left:
-                rendered = rendered[:left]
+            if len(candidates) >= left:
+                candidates = candidates[:left]
                 self.exhausted = True
+        rendered = [self.render(c) for c in candidates]
         probs = np.asarray(self.victim.predict_proba([self.full_input(c.code) for c in rendered]), dtype=np.float64)
         self.queries_used += len(rendered)
         if not probe:
             self._track(rendered, probs)
-        return len(rendered), probs
+        return rendered, probs
 
     def _track(self, rendered: list[Candidate], probs: np.ndarray) -> None:
         labels = probs.argmax(axis=1)

@@ -47,7 +47,7 @@ FIELDS: tuple[Field, ...] = (
     Field("tokens", "int", True, "language tokens in the original program"),
     Field("tokens_changed", "int", True, "tokens that differ between original and adversarial program"),
     Field("queries", "int", False, "candidate programs evaluated by the victim for this example, cache hits included"),
-    Field("forward_passes", "int", False, "unique programs actually run through the model for this example"),
+    Field("forward_passes", "int", False, "unique model inputs (truncated token sequences) actually run through the model for this example"),
     Field("wall_time_s", "float", False, "wall-clock seconds spent on the example"),
     Field("victim_time_s", "float", False, "seconds of that spent inside the victim"),
     Field("valid_parses", "bool", True, "adversarial program has no more parse errors than the original (null: none produced)"),

@@ -8,12 +8,15 @@ reads back:
 - an **exact-input cache** keyed by the normalised input, LRU with a size limit;
 - **tokenization** of each distinct input once, pairs as `tokenizer(a, b)` with the length
   budget split by longest-first truncation;
+- a second cache keyed by **what the model reads** (a digest of the truncated token ids): two
+  programs that differ only beyond `max_length` (a rename whose occurrences all lie past the
+  cut) are one forward pass, not two;
 - **batching** with dynamic padding and length bucketing: the distinct uncached inputs of a call
   are sorted by token length and cut into mini-batches, each padded to its own longest;
 - device, dtype, `torch.inference_mode`, and the output head: one logit → `[1-σ(z), σ(z)]`,
   several → softmax; an optional label mapping reorders the model's classes into the dataset's;
 - **query accounting**: `queries` (candidate programs evaluated, cache hits included: the
-  number papers report), `forward_passes` (unique programs actually run through the model),
+  number papers report), `forward_passes` (unique model inputs actually run through the model),
   cache hits, and the seconds spent inside the model and inside the victim.
 
     >>> victim = Victim.load("runs/victim")
@@ -24,6 +27,7 @@ reads back:
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -76,8 +80,8 @@ class VictimCounters:
     """Query accounting since the last reset. Subtract two snapshots to get the cost of an interval.
 
     - `queries`: candidate programs evaluated, cache hits included (what the literature reports);
-    - `forward_passes`: unique programs actually run through the model;
-    - `cache_hits`: queries answered without the model (cache, or a duplicate within one call);
+    - `forward_passes`: unique model inputs (truncated token sequences) actually run through the model;
+    - `cache_hits`: queries answered without the model (either cache, or a duplicate within one call);
       always `queries - forward_passes`;
     - `batches`: model calls (mini-batches);
     - `model_seconds`: wall time inside the model's forward (device synchronised);
@@ -126,17 +130,19 @@ class Victim:
         for checkpoints whose class order differs from the dataset's: `label_map[i]` is the
         model output (index or label name) that means dataset label `i`. Must be a permutation.
     cache_size:
-        entries in the exact-input LRU cache; 0 disables caching across calls.
-    bucketing, padding:
+        entries in each LRU cache (programs; token sequences); 0 disables caching across calls
+        (duplicates inside one call still run once).
+    bucketing, padding, dedupe:
         `bucketing=False` keeps request order inside a call; `padding="max_length"` pads every
-        input to `max_length`. Both exist to measure what the defaults (True, "longest") save.
+        input to `max_length`; `dedupe=False` (with `cache_size=0`) runs every query, duplicates
+        included. They exist to measure what the defaults (True, "longest", True) save.
     """
 
     def __init__(self, model, tokenizer, *, max_length: int | None = None, batch_size: int = 32,
                  device: str | torch.device = "auto", dtype: str = "fp32", normalize: str = "none",
                  label_map: Sequence[int | str] | None = None, cache_size: int = 100_000,
                  name: str | None = None, manifest: dict[str, Any] | None = None,
-                 bucketing: bool = True, padding: str = "longest") -> None:
+                 bucketing: bool = True, padding: str = "longest", dedupe: bool = True) -> None:
         if normalize not in NORMALIZATIONS:
             raise UserError(f"--normalize {normalize!r}: use one of {', '.join(NORMALIZATIONS)}")
         if batch_size < 1:
@@ -145,6 +151,8 @@ class Victim:
             raise UserError(f"--cache-size must be ≥ 0, got {cache_size}")
         if padding not in ("longest", "max_length"):
             raise UserError(f"padding {padding!r}: use longest or max_length")
+        if not dedupe and cache_size:
+            raise UserError("dedupe=False (every query runs) needs cache_size=0")
         self.device = resolve_device(device)
         if _dynamically_quantized(model):  # int8 variants (engine compress): CPU kernels, float32 activations
             if self.device.type != "cpu":
@@ -169,13 +177,15 @@ class Victim:
         self.cache_size = int(cache_size)
         self.bucketing = bool(bucketing)
         self.padding = padding
+        self.dedupe = bool(dedupe)
         self.model_outputs = int(model.config.num_labels)
         self.head = "sigmoid" if self.model_outputs == 1 else "softmax"
         self.num_labels = 2 if self.model_outputs == 1 else self.model_outputs
         self.label_order = self._label_order(label_map)
         self.label_names = self._label_names()
         self._input_names = model_input_names(tokenizer)
-        self._cache: OrderedDict[Code, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[Code, tuple[np.ndarray, bytes]] = OrderedDict()  # row, token digest
+        self._token_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._counters = VictimCounters()
 
     # ------------------------------------------------------------------ construction
@@ -235,39 +245,47 @@ class Victim:
         if isinstance(codes, str):  # one program; a pair must come inside a list: [(a, b)]
             codes = [codes]
         keys = [normalize_code(code, self.normalize) for code in codes]
-        rows: dict[Code, np.ndarray] = {}
-        pending: dict[Code, None] = {}
-        hits = 0
-        for key in keys:
-            if key in rows or key in pending:
-                hits += 1
-                continue
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-                rows[key] = cached
-                hits += 1
-            else:
-                pending[key] = None
-        model_seconds, batches = 0.0, 0
-        if pending:
-            fresh, model_seconds, batches = self._run(list(pending))
-            for key, row in zip(pending, fresh):
-                rows[key] = row
-                if self.cache_size:
-                    self._cache[key] = row
-            if self.cache_size:
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+        if not self.dedupe:  # the naive path a benchmark compares against: every query runs
+            fresh, _, model_seconds, batches, runs = self._run(keys, dedupe=False)
+            rows = dict(enumerate(fresh))
+            keys = list(range(len(keys)))
+        else:
+            rows, model_seconds, batches, runs = self._lookup_or_run(keys)
         probs = np.stack([rows[key] for key in keys]) if keys else np.zeros((0, self.num_labels))
         if self.label_order is not None:
             probs = probs[:, self.label_order]
         c = self._counters
-        self._counters = replace(c, queries=c.queries + len(keys), forward_passes=c.forward_passes + len(pending),
-                                 cache_hits=c.cache_hits + hits, batches=c.batches + batches,
+        self._counters = replace(c, queries=c.queries + len(keys), forward_passes=c.forward_passes + runs,
+                                 cache_hits=c.cache_hits + len(keys) - runs, batches=c.batches + batches,
                                  model_seconds=c.model_seconds + model_seconds,
                                  victim_seconds=c.victim_seconds + time.perf_counter() - started)
         return probs
+
+    def _lookup_or_run(self, keys: list[Code]) -> tuple[dict[Code, np.ndarray], float, int, int]:
+        """Rows for the distinct `keys`: from the program cache, else from `_run` (which consults the
+        token cache). Returns the rows, model seconds, mini-batches and forward passes."""
+        rows: dict[Code, np.ndarray] = {}
+        pending: dict[Code, None] = {}
+        for key in keys:
+            if key in rows or key in pending:
+                continue
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                rows[key], digest = cached
+                if digest in self._token_cache:  # keep both caches' recency in step
+                    self._token_cache.move_to_end(digest)
+            else:
+                pending[key] = None
+        if not pending:
+            return rows, 0.0, 0, 0
+        fresh, digests, model_seconds, batches, runs = self._run(list(pending))
+        for key, row, digest in zip(pending, fresh, digests):
+            rows[key] = row
+            if self.cache_size:
+                self._cache[key] = (row, digest)
+        _trim(self._cache, self.cache_size)
+        return rows, model_seconds, batches, runs
 
     def encode(self, codes: Sequence[Code]) -> list[dict[str, list[int]]]:
         """Token ids (and masks) of each already-normalised input, truncated to `max_length`, unpadded."""
@@ -287,12 +305,26 @@ class Victim:
             lengths.append(len(ids["input_ids"]))
         return lengths
 
-    def _run(self, inputs: list[Code]) -> tuple[list[np.ndarray], float, int]:
+    def _run(self, inputs: list[Code], dedupe: bool = True) -> tuple[list[np.ndarray], list, float, int, int]:
+        """Rows for `inputs`, running each distinct token sequence not in the token cache once
+        (`dedupe=False`: every input, no cache). Returns the rows, their token digests, model
+        seconds, mini-batches and forward passes."""
         encoded = self.encode(inputs)
-        order = list(range(len(inputs)))
+        digests: list = [input_digest(e) for e in encoded] if dedupe else list(range(len(inputs)))
+        known: dict = {}
+        todo: dict = {}
+        for i, digest in enumerate(digests):
+            if digest in known or digest in todo:
+                continue
+            cached = self._token_cache.get(digest) if dedupe else None
+            if cached is not None:
+                self._token_cache.move_to_end(digest)
+                known[digest] = cached
+            else:
+                todo[digest] = i
+        order = list(todo.values())
         if self.bucketing:
             order.sort(key=lambda i: len(encoded[i]["input_ids"]), reverse=True)
-        results: list[np.ndarray | None] = [None] * len(inputs)
         seconds, batches = 0.0, 0
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
@@ -306,8 +338,11 @@ class Victim:
                 seconds += time.perf_counter() - tick
                 batches += 1
                 for row, i in enumerate(chunk):
-                    results[i] = probs[row]
-        return results, seconds, batches  # type: ignore[return-value]
+                    known[digests[i]] = probs[row]
+                    if self.cache_size and dedupe:
+                        self._token_cache[digests[i]] = probs[row]
+        _trim(self._token_cache, self.cache_size)
+        return [known[digest] for digest in digests], digests, seconds, batches, len(order)
 
     def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -329,6 +364,7 @@ class Victim:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._token_cache.clear()
 
     @property
     def cache_entries(self) -> int:
@@ -348,6 +384,7 @@ class Victim:
             "batch_size": self.batch_size,
             "bucketing": self.bucketing,
             "padding": self.padding,
+            "dedupe": self.dedupe,
             "device": describe_device(self.device),
             "dtype": dtype_name(self.dtype),
             "cache_size": self.cache_size,
@@ -382,6 +419,22 @@ def encode_codes(tokenizer, codes: Sequence[Code], max_length: int,
         for row, i in enumerate(pairs):
             encoded[i] = {name: batch[name][row] for name in input_names if name in batch}
     return encoded  # type: ignore[return-value]
+
+
+def input_digest(encoded: dict[str, list[int]]) -> bytes:
+    """A 16-byte key for what the model reads: token ids (and token types where the model has them)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in ("input_ids", "token_type_ids"):
+        if name in encoded:
+            digest.update(np.asarray(encoded[name], dtype=np.int64).tobytes())
+            digest.update(b"|")
+    return digest.digest()
+
+
+def _trim(cache: OrderedDict, size: int) -> None:
+    """Drop least recently used entries beyond `size`."""
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 def pad_batch(tokenizer, encoded: Sequence[dict[str, list[int]]], width: int | None = None,

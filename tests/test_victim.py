@@ -172,6 +172,30 @@ def test_cached_queries_count_as_queries_but_not_as_forward_passes(tokenizer, mo
     assert victim.cache_entries == 4
 
 
+def test_programs_differing_only_past_the_cut_share_one_forward_pass(tokenizer, model3):
+    head = CORPUS[11]  # longer than MAX_LENGTH tokens on its own
+    victim = Victim(model3, tokenizer, max_length=MAX_LENGTH)
+    assert victim.untruncated_lengths([head])[0] > MAX_LENGTH
+    tails = [head + f"\nresult_{i} = long_one({i})\n" for i in range(3)]
+    probs = victim.predict_proba(tails)
+    assert (victim.counters().queries, victim.counters().forward_passes) == (3, 1)
+    np.testing.assert_array_equal(probs[0], probs[2])
+    victim.predict_proba([head])  # a new program, an input already run: token cache
+    assert (victim.counters().queries, victim.counters().forward_passes) == (4, 1)
+    short = Victim(model3, tokenizer, max_length=MAX_LENGTH, cache_size=0)
+    short.predict_proba([CORPUS[0], CORPUS[0].replace("a", "c")])  # within the window: two inputs
+    assert short.counters().forward_passes == 2
+    short.predict_proba(tails)  # cache off: duplicates inside one call still run once
+    assert short.counters().forward_passes == 3
+    expected = one_by_one(model3, tokenizer, tails[:1])
+    np.testing.assert_allclose(probs[:1], expected, atol=1e-6)
+    every = Victim(model3, tokenizer, max_length=MAX_LENGTH, cache_size=0, dedupe=False)  # the benchmark's naive path
+    np.testing.assert_allclose(every.predict_proba(tails + tails[:1]), np.vstack([probs, probs[:1]]), atol=1e-6)
+    assert (every.counters().queries, every.counters().forward_passes, every.counters().cache_hits) == (4, 4, 0)
+    with pytest.raises(UserError, match="cache_size=0"):
+        Victim(model3, tokenizer, max_length=MAX_LENGTH, dedupe=False)
+
+
 def test_cache_is_lru_with_a_size_limit_and_can_be_disabled(tokenizer, model3):
     victim = Victim(model3, tokenizer, max_length=MAX_LENGTH, cache_size=2)
     a, b, c = CORPUS[:3]

@@ -17,7 +17,12 @@ Definitions (docs/metrics.md has the full text; every rate keeps its numerator a
   / tokens), averaged over successes (examples with a zero denominator are left out).
 - validity rates: per check, true / (successes where the check ran).
 
-Rates get Wilson intervals; means get percentile-bootstrap intervals over examples.
+Intervals: with one seed, rates get Wilson intervals and means percentile-bootstrap intervals
+over examples. With several seeds the records of one example are not independent (an example
+robust under one seed tends to be robust under the others), so every interval of such a cell is
+a percentile **cluster** bootstrap: examples are resampled with all their seeds' records, and
+each resample's rate or mean is Σ numerator / Σ denominator over them. The `interval` column
+says which (`wilson` or `cluster-bootstrap`).
 """
 from __future__ import annotations
 
@@ -104,7 +109,8 @@ def cell_metrics(records: pl.DataFrame, resamples: int = 1000, seed: int = 0, al
             value = np.where(n > 0, k / np.maximum(n, 1), np.nan)
         table = table.with_columns(pl.Series(name, value).fill_nan(None), pl.Series(f"{name}_low", low).fill_nan(None),
                                    pl.Series(f"{name}_high", high).fill_nan(None))
-    return _with_bootstrap(table, records, resamples, seed, alpha)
+    table = _with_bootstrap(table, records, resamples, seed, alpha)
+    return _with_cluster_bootstrap(table, records, resamples, seed, alpha)
 
 
 def _with_bootstrap(table: pl.DataFrame, records: pl.DataFrame, resamples: int, seed: int, alpha: float) -> pl.DataFrame:
@@ -128,3 +134,62 @@ def _with_bootstrap(table: pl.DataFrame, records: pl.DataFrame, resamples: int, 
             *(pl.Series(f"{n}_high", high[:, i]).fill_nan(None) for i, n in enumerate(names)),
         )
     return table
+
+
+def _ratio_parts() -> dict[str, tuple[pl.Expr, pl.Expr]]:
+    """Per-record numerator and denominator of every rate and mean of a cell (sums over a cell
+    give the cell's value), for resampling whole examples."""
+    attacked, success = pl.col("attacked"), pl.col("success")
+    flag = lambda expr: expr.fill_null(False).cast(pl.Float64)  # noqa: E731
+    parts = {
+        "asr": (flag(success), flag(attacked)),
+        "robust_accuracy": (flag(pl.col("robust")), flag(pl.col("ok"))),
+        "clean_accuracy_records": (flag(pl.col("originally_correct")), flag(pl.col("ok"))),
+        "valid_asr": (flag(pl.col("valid_success")), flag(attacked)),
+        **{f"valid_{c}": (flag(success & pl.col(f"valid_{c}")), flag(success & pl.col(f"valid_{c}").is_not_null()))
+           for c in CHECKS},
+    }
+    values = {"queries": ("queries", attacked), "wall_time_s": ("wall_time_s", attacked),
+              "queries_success": ("queries", success), "identifier_change": ("identifier_change", success),
+              "token_change": ("token_change", success)}
+    for name, (column, subset) in values.items():
+        defined = subset & pl.col(column).is_not_null() & pl.col(column).cast(pl.Float64).is_not_nan()
+        parts[name] = (pl.when(defined).then(pl.col(column).cast(pl.Float64)).otherwise(0.0), flag(defined))
+    return parts
+
+
+def _with_cluster_bootstrap(table: pl.DataFrame, records: pl.DataFrame, resamples: int, seed: int,
+                            alpha: float) -> pl.DataFrame:
+    """Replace the intervals of cells with several seeds by cluster-bootstrap ones (see the module
+    docstring); add the `interval` column."""
+    several = table.filter(pl.col("seeds") > 1)
+    table = table.with_columns(pl.when(pl.col("seeds") > 1).then(pl.lit("cluster-bootstrap"))
+                               .otherwise(pl.lit("wilson")).alias("interval"))
+    if several.is_empty():
+        return table
+    parts = _ratio_parts()
+    names = list(parts)
+    units = (records.join(several.select(*CELL, "cell"), on=CELL, how="inner", nulls_equal=True)
+             .group_by("cell", "example_id")
+             .agg(*(expr.sum().alias(f"{name}{side}") for name, pair in parts.items()
+                    for side, expr in zip(("_num", "_den"), pair)))
+             .sort("cell", "example_id"))
+    cells = table.height
+    counts = np.bincount(units["cell"].to_numpy(), minlength=cells)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    columns = [f"{name}{side}" for name in names for side in ("_num", "_den")]
+    low = np.full((cells, len(names)), np.nan)
+    high = np.full((cells, len(names)), np.nan)
+    if resamples > 0:
+        means = bootstrap_means(units.select(columns).to_numpy(), starts, resamples, seed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(means[:, 1::2] > 0, means[:, 0::2] / means[:, 1::2], np.nan)
+        low, high = percentile_interval(ratios, alpha)
+    chosen = np.isin(np.arange(cells), several["cell"].to_numpy())
+    updates = []
+    for i, name in enumerate(names):
+        for suffix, bound in (("_low", low[:, i]), ("_high", high[:, i])):
+            column = f"{name}{suffix}"
+            updates.append(pl.Series(column, np.where(chosen, bound, table[column].cast(pl.Float64).fill_null(np.nan).to_numpy()))
+                           .fill_nan(None))
+    return table.with_columns(updates)

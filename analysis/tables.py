@@ -154,8 +154,8 @@ def robustness_tables(metrics: pl.DataFrame, comparisons: Comparisons) -> list[T
             })
         caption = (f"Robustness under the {attack} attack. n: examples (records without errors; records with errors in "
                    "parentheses, excluded from every rate); ASR = successful / attacked "
-                   "examples (attacked: originally correct with at least one renameable identifier), with its 95% Wilson "
-                   "interval and the counts; robust accuracy = examples still classified correctly after the attack / n; "
+                   "examples (attacked: originally correct with at least one renameable identifier), with its 95% interval "
+                   "(Wilson; with several seeds a cluster bootstrap over examples) and the counts; robust accuracy = examples still classified correctly after the attack / n; "
                    "valid ASR counts only successes whose adversarial program re-parses, is alpha-equivalent (or was "
                    "structure-edited), compiles and passes tests, where a check did not run (null) it does not disqualify; "
                    "queries: mean model queries over attacked examples and over successful ones; time: mean wall time per "

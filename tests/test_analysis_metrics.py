@@ -184,3 +184,39 @@ def test_an_example_recorded_twice_is_a_clear_error(tmp_path):
     write_run(tmp_path / "copy-of-run", HAND[1:2])
     with pytest.raises(UserError, match=r"example 'e2' .* is recorded 2 times \(in .*copy-of-run/records\.jsonl, .*run/records\.jsonl; 1 duplicated"):
         load_logs([tmp_path])
+
+
+def test_several_seeds_get_cluster_bootstrap_intervals_over_examples(tmp_path):
+    """Seeds that always agree add no information: the interval must be the one over examples,
+    not the narrower Wilson interval over example × seed records."""
+    import numpy as np
+
+    from analysis.bootstrap import bootstrap_means_numpy, percentile_interval
+    from analysis.stats import wilson_interval
+
+    outcomes = [i % 3 != 0 for i in range(60)]  # 40 successes, 20 failures among 60 attacked examples
+    runs = []
+    for seed in (0, 1, 2):
+        runs += [success(f"e{i}", seed=seed, queries=10 + i) if won else
+                 record(f"e{i}", "failed", seed=seed, queries=100 + i, adversarial_prediction=1)
+                 for i, won in enumerate(outcomes)]
+    write_run(tmp_path / "seeds", runs)
+    _, _, _, metrics = analyse_dir(tmp_path, resamples=400)
+    row = metrics.row(0, named=True)
+    assert (row["seeds"], row["attacked"], row["successes"], row["interval"]) == (3, 180, 120, "cluster-bootstrap")
+    assert row["asr"] == pytest.approx(2 / 3)
+    order = sorted(range(60), key=lambda i: f"e{i}")  # examples are resampled in id order
+    per_example = np.array([outcomes[i] for i in order], dtype=np.float64)[:, None]  # mean over its seeds
+    low, high = percentile_interval(bootstrap_means_numpy(per_example, np.array([0, 60]), 400, 0))
+    assert (row["asr_low"], row["asr_high"]) == pytest.approx((low[0, 0], high[0, 0]))
+    pooled_low, pooled_high = wilson_interval(120, 180)
+    assert row["asr_high"] - row["asr_low"] > 1.4 * (pooled_high - pooled_low)  # ~√3 wider
+    queries = np.array([10 + i if outcomes[i] else 100 + i for i in order], dtype=np.float64)[:, None]
+    low, high = percentile_interval(bootstrap_means_numpy(queries, np.array([0, 60]), 400, 0))
+    assert (row["queries_low"], row["queries_high"]) == pytest.approx((low[0, 0], high[0, 0]))
+
+    write_run(tmp_path / "one", [{**r, "model": "other"} for r in runs[:60]])
+    _, _, _, metrics = analyse_dir(tmp_path / "one", resamples=400)
+    row = metrics.row(0, named=True)
+    assert row["interval"] == "wilson"
+    assert (row["asr_low"], row["asr_high"]) == pytest.approx(tuple(float(v) for v in wilson_interval(40, 60)))

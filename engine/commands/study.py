@@ -22,7 +22,8 @@ PRESETS = ("quickstart", "paper")
 
 
 def studies_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "data" / "studies"
+    """The shipped presets: package data, so a non-editable install has them too."""
+    return Path(__file__).resolve().parents[1] / "study" / "presets"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="FILE", help="study config (TOML)")
     source.add_argument("--preset", choices=PRESETS,
-                        help="a shipped config in data/studies/: quickstart (offline, minutes on a CPU) or paper "
+                        help="a shipped config (engine/study/presets/): quickstart (offline, minutes on a CPU) or paper "
                         "(CodeBERT, GraphCodeBERT, UniXcoder on Devign, BigCloneBench, GCJ: GPUs and model access)")
     p.add_argument("--out", help="study folder (default runs/STUDY-NAME)")
     p.add_argument("--dry-run", action="store_true",

@@ -10,8 +10,11 @@ Conventions (also in docs/metrics.md):
   with x=1, y=0 and c pairs with x=0, y=1. Exact p is the two-sided binomial test on b of
   b+c at 1/2 (statsmodels `mcnemar(exact=True)`); mid-p subtracts P(X=min(b,c)) once
   (Fagerland et al. 2013). Effect: the paired difference in rates (b-c)/n with Newcombe's
-  (1998, method 10) interval, the conditional odds ratio b/c with the exact interval, and
-  Cohen's g = |b/(b+c) - 1/2| for the magnitude.
+  (1998, method 10) interval, the conditional odds ratio b/c with the exact interval, Cohen's
+  g = |b/(b+c) - 1/2| (how one-sided the discordant pairs are), and for the magnitude Cohen's
+  h = 2·asin√rate_x - 2·asin√rate_y on the two rates (statsmodels `proportion_effectsize`).
+  g alone would call 2 discordant pairs out of 150 examples, both one way, "large" although
+  the rates differ by 1.3 points; h sizes the difference the table shows.
 - Wilcoxon signed-rank on x - y (zero differences dropped, scipy's `zero_method="wilcox"`,
   `method="auto"`); effect: Kerby's matched-pairs rank-biserial (R+ - R-)/(R+ + R-) over the
   non-zero differences, which is pingouin's `RBC`. Positive means x tends to be larger.
@@ -32,6 +35,7 @@ from scipy import stats as sps
 CLIFF_THRESHOLDS = (0.147, 0.33, 0.474)  # |delta| and |rank-biserial|: Romano et al. (2006)
 A12_THRESHOLDS = (0.06, 0.14, 0.21)  # |A12 - 0.5|: Vargha & Delaney (2000)
 COHEN_G_THRESHOLDS = (0.05, 0.15, 0.25)  # Cohen's g for McNemar: Cohen (1988)
+COHEN_H_THRESHOLDS = (0.2, 0.5, 0.8)  # Cohen's h for two proportions: Cohen (1988)
 KENDALL_W_THRESHOLDS = (0.1, 0.3, 0.5)  # Kendall's W: Cohen-style (rstatix friedman_effsize)
 MAGNITUDES = ("negligible", "small", "medium", "large")
 CORRECTIONS = ("holm", "bonferroni", "bh")
@@ -126,7 +130,9 @@ def mcnemar(x, y, method: str = "midp", alpha: float = 0.05) -> Test:
     d = n - a - b - c
     discordant = b + c
     low, high = newcombe_paired_interval(a, b, c, d, alpha)
-    extra: dict[str, Any] = {"b": b, "c": c, "rate_x": (a + b) / n, "rate_y": (a + c) / n}
+    rate_x, rate_y = (a + b) / n, (a + c) / n
+    h = 2 * math.asin(math.sqrt(rate_x)) - 2 * math.asin(math.sqrt(rate_y))
+    extra: dict[str, Any] = {"b": b, "c": c, "rate_x": rate_x, "rate_y": rate_y, "cohen_h": h}
     if discordant == 0:
         return Test(name, n, statistic=0.0, p_raw=1.0, effect_name="difference in rates", effect=0.0,
                     effect_low=low, effect_high=high, magnitude=None, note="no discordant pairs",
@@ -148,7 +154,7 @@ def mcnemar(x, y, method: str = "midp", alpha: float = 0.05) -> Test:
     }
     return Test(name, n, statistic=float(b), p_raw=float(p), effect_name="difference in rates",
                 effect=(b - c) / n, effect_low=low, effect_high=high,
-                magnitude=magnitude(g, COHEN_G_THRESHOLDS), extra=extra)
+                magnitude=magnitude(h, COHEN_H_THRESHOLDS), extra=extra)
 
 
 def cochran_q(matrix) -> Test:

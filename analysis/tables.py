@@ -212,14 +212,14 @@ def stats_table(comparisons: Comparisons) -> Table:
             "a12": (fmt(r.get("a12"), 3) + (f" ({r['a12_magnitude']})" if r.get("a12_magnitude") else ""), None),
             "family": (r["family"], None), "note": (r["note"] or "", None), "_group": (cell, r["outcome"]),
         })
-    cliff, a12, g, w = st.CLIFF_THRESHOLDS, st.A12_THRESHOLDS, st.COHEN_G_THRESHOLDS, st.KENDALL_W_THRESHOLDS
+    cliff, a12, h, w = st.CLIFF_THRESHOLDS, st.A12_THRESHOLDS, st.COHEN_H_THRESHOLDS, st.KENDALL_W_THRESHOLDS
     caption = (
         "Paired statistical tests. Cochran's Q across all variants, then McNemar "
         f"({comparisons.mcnemar}) of each compressed variant against the original for binary outcomes "
         "(robust-correct on the examples both have; attack success on the examples both attacked); effect: "
         "difference in rates (variant minus original) with Newcombe's interval, discordant pairs b (variant only) and c "
-        "(original only) with the odds ratio b/c, magnitude by Cohen's g = |b/(b+c) - 0.5| "
-        f"(negligible < {g[0]}, small < {g[1]}, medium < {g[2]}, else large). Continuous outcomes on the examples where "
+        "(original only) with the odds ratio b/c, magnitude by Cohen's h = 2 asin sqrt(rate variant) - 2 asin "
+        f"sqrt(rate original) (|h| negligible < {h[0]}, small < {h[1]}, medium < {h[2]}, else large). Continuous outcomes on the examples where "
         "both have a value: Wilcoxon signed-rank (zero differences dropped) with the matched-pairs rank-biserial "
         f"correlation (positive: larger under the variant), magnitude by Romano's thresholds |r| < {cliff[0]}, {cliff[1]}, "
         f"{cliff[2]}; Cliff's δ with the same thresholds and Vargha-Delaney Â12 (|Â12 - 0.5| < {a12[0]}, {a12[1]}, "

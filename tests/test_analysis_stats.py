@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import cochrans_q, mcnemar as sm_mcnemar
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 
 from analysis import stats as st
 from analysis.bootstrap import bootstrap_means, bootstrap_means_numpy, percentile_interval
@@ -59,7 +59,25 @@ def test_mcnemar_matches_statsmodels_binomial(method):
     assert result.effect_low < result.effect < result.effect_high
     assert result.extra["odds_ratio"] == pytest.approx(b / c)
     assert result.extra["odds_low"] < b / c < result.extra["odds_high"]
-    assert result.magnitude == st.magnitude(abs(b / (b + c) - 0.5), st.COHEN_G_THRESHOLDS)
+    assert result.extra["cohen_g"] == pytest.approx(abs(b / (b + c) - 0.5))
+    h = proportion_effectsize(x.mean(), y.mean())
+    assert result.extra["cohen_h"] == pytest.approx(h, rel=1e-12)
+    assert result.magnitude == st.magnitude(h, st.COHEN_H_THRESHOLDS)
+
+
+def test_mcnemar_magnitude_sizes_the_difference_in_rates_not_the_discordant_split():
+    y = np.zeros(150, dtype=int)
+    y[:39] = 1  # original: 26 % attack success
+    x = y.copy()
+    x[39:41] = 1  # variant: 2 more successes, none fewer (g = 0.5)
+    result = st.mcnemar(x, y)
+    assert result.extra["cohen_g"] == 0.5
+    assert result.magnitude == "negligible"  # h = 0.03 for 27.3 % vs 26.0 %
+    y2 = np.r_[np.ones(39), np.zeros(111)]
+    x2 = np.r_[np.ones(66), np.zeros(84)]  # 44 % vs 26 %
+    assert st.mcnemar(x2, y2).magnitude == "small"
+    x3 = np.r_[np.ones(120), np.zeros(30)]  # 80 % vs 26 %
+    assert st.mcnemar(x3, y2).magnitude == "large"
 
 
 def test_mcnemar_degenerate_inputs_are_labelled():

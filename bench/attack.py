@@ -5,7 +5,8 @@ by default; `--data-format gcj --data ../shared/data/gcjpy` for real programs, m
 longer than the model's window: add `--too-long attack`) are attacked twice in this process:
 
 - `designed`: the victim as built (batch size --batch-size, length bucketing, program and
-  token-sequence caches), candidates made by span substitution from one parse per example;
+  token-sequence caches, candidates' token ids spliced into the original's), candidates made
+  by span substitution from one parse per example;
 - `naive`:    what the published code does per candidate: batch size 1, no cache and no
   de-duplication (so every query is tokenized and run), and every candidate re-parsed and
   re-renamed from the source;
@@ -79,8 +80,10 @@ def attack(recipe: str, mode: str, args, dataset, out: Path) -> dict:
     wall = time.perf_counter() - started
     counters = victim.counters()
     records = read_records(runner.records_path)
+    splicer = victim.splicer
     return {"wall": wall, "queries": counters.queries, "forward_passes": counters.forward_passes,
-            "model_s": counters.model_seconds, "victim_s": counters.victim_seconds, "records": records}
+            "model_s": counters.model_seconds, "victim_s": counters.victim_seconds, "records": records,
+            "spliced": splicer.spliced if splicer else 0, "tokenized_full": splicer.fallbacks if splicer else None}
 
 
 def warm_up(args, dataset) -> None:
@@ -136,6 +139,9 @@ def main() -> int:
                 print(f"{recipe:<8} {mode:<9} {r['wall']:>8.1f} {r['queries']:>8} {r['forward_passes']:>8} "
                       f"{r['model_s'] / r['wall']:>7.1%} {r['victim_s'] / r['wall']:>9.1%} {ratio:>6}")
             if base:
+                if base["tokenized_full"] is not None:
+                    print(f"  designed: {base['spliced']} inputs spliced into their original's token ids, "
+                          f"{base['tokenized_full']} tokenized in full")
                 records = base["records"]
                 attacked = [x for x in records if x["status"] in ("success", "failed")]
                 wins = [x for x in attacked if x["status"] == "success"]

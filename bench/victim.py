@@ -12,7 +12,10 @@ tokenizer trained on those programs, and prints sequences per second for
 with the speed-up of each over `padded`, and the largest probability difference between them
 (the modes must agree). Then it runs an attack-shaped workload (MHM-like: every iteration
 re-queries the current program and a few renamed candidates drawn from a small name pool) to
-report the exact-input cache's hit rate, queries and forward passes.
+report the exact-input cache's hit rate, queries and forward passes. Last, candidate encoding:
+MHM-shaped batches (30 renames of one variable per program) tokenized in full against spliced
+into the original's ids (`engine.splice`, the base's own tokenization included), with the
+check that both give the same ids.
 
     .venv/bin/python bench/victim.py [--examples 300] [--batch-size 32] [--max-length 256] [--repeat 3]
 """
@@ -173,7 +176,43 @@ def main() -> int:
 
     victim = Victim(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size, device=args.device)
     attack_workload(victim, codes, args.attack_programs, iterations=10, candidates=8)
+    candidate_encoding(victim, codes, args.repeat)
     return 0
+
+
+def candidate_encoding(victim: Victim, codes: list[str], repeat: int, per_program: int = 30) -> None:
+    """Full tokenization against splicing, on MHM-shaped batches of renamed candidates."""
+    from engine.code import CodeInputError, Renamer, extract
+    from engine.splice import EditedCode, Splicer
+
+    rng = random.Random(0)
+    batches = []
+    for code in codes:
+        try:
+            renamer = Renamer(extract(code, "python"))
+        except CodeInputError:
+            continue
+        variables = list(renamer.extraction.identifiers)
+        if variables:
+            variable = rng.choice(variables)
+            batches.append([EditedCode(renamer.text, renamer.edits({variable: f"name_{rng.randrange(10**6)}"}))
+                            for _ in range(per_program)])
+    best = {"full": float("inf"), "spliced": float("inf")}
+    for _ in range(repeat):
+        tick = time.perf_counter()
+        full = [victim.encode([str(c) for c in batch]) for batch in batches]
+        best["full"] = min(best["full"], time.perf_counter() - tick)
+        splicer = Splicer(victim.tokenizer, victim.max_length, victim._input_names)  # no base cached yet
+        tick = time.perf_counter()
+        spliced = [splicer.encode(batch) for batch in batches]
+        best["spliced"] = min(best["spliced"], time.perf_counter() - tick)
+    same = sum(a == b for fb, sb in zip(full, spliced) for a, b in zip(fb, sb))
+    n = sum(len(batch) for batch in batches)
+    print(f"\ncandidate encoding, {len(batches)} programs x {per_program} renames of one variable, best of {repeat}:")
+    for name, seconds in best.items():
+        print(f"  {name:8s} {seconds / n * 1e6:7.1f} µs per candidate")
+    print(f"  splicing vs full tokenization: {best['full'] / best['spliced']:.1f}×; identical ids {same}/{n}; "
+          f"spliced {splicer.spliced}, tokenized in full {splicer.fallbacks}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ reads back:
 - **input normalisation** (declared and recorded; default `none`);
 - an **exact-input cache** keyed by the normalised input, LRU with a size limit;
 - **tokenization** of each distinct input once, pairs as `tokenizer(a, b)` with the length
-  budget split by longest-first truncation;
+  budget split by longest-first truncation; a renamed candidate (`engine.splice.EditedCode`)
+  is re-tokenized only around its edits, its other ids taken from its base program's;
 - a second cache keyed by **what the model reads** (a digest of the truncated token ids): two
   programs that differ only beyond `max_length` (a rename whose occurrences all lie past the
   cut) are one forward pass, not two;
@@ -44,6 +45,7 @@ from engine.device import describe_device, dtype_name, resolve_device, resolve_d
 from engine.errors import UserError
 from engine.manifest import read_manifest
 from engine.models import check_max_length, load_classifier
+from engine.splice import Splicer
 
 Code = str | tuple[str, str]
 
@@ -132,17 +134,18 @@ class Victim:
     cache_size:
         entries in each LRU cache (programs; token sequences); 0 disables caching across calls
         (duplicates inside one call still run once).
-    bucketing, padding, dedupe:
+    bucketing, padding, dedupe, splice:
         `bucketing=False` keeps request order inside a call; `padding="max_length"` pads every
         input to `max_length`; `dedupe=False` (with `cache_size=0`) runs every query, duplicates
-        included. They exist to measure what the defaults (True, "longest", True) save.
+        included; `splice=False` tokenizes every edited candidate in full. They exist to measure
+        what the defaults (True, "longest", True, True) save.
     """
 
     def __init__(self, model, tokenizer, *, max_length: int | None = None, batch_size: int = 32,
                  device: str | torch.device = "auto", dtype: str = "fp32", normalize: str = "none",
                  label_map: Sequence[int | str] | None = None, cache_size: int = 100_000,
                  name: str | None = None, manifest: dict[str, Any] | None = None,
-                 bucketing: bool = True, padding: str = "longest", dedupe: bool = True) -> None:
+                 bucketing: bool = True, padding: str = "longest", dedupe: bool = True, splice: bool = True) -> None:
         if normalize not in NORMALIZATIONS:
             raise UserError(f"--normalize {normalize!r}: use one of {', '.join(NORMALIZATIONS)}")
         if batch_size < 1:
@@ -184,6 +187,7 @@ class Victim:
         self.label_order = self._label_order(label_map)
         self.label_names = self._label_names()
         self._input_names = model_input_names(tokenizer)
+        self.splicer = Splicer(tokenizer, self.max_length, self._input_names) if splice and Splicer.supports(tokenizer) else None
         self._cache: OrderedDict[Code, tuple[np.ndarray, bytes]] = OrderedDict()  # row, token digest
         self._token_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._counters = VictimCounters()
@@ -291,6 +295,17 @@ class Victim:
         """Token ids (and masks) of each already-normalised input, truncated to `max_length`, unpadded."""
         return encode_codes(self.tokenizer, codes, self.max_length, self._input_names)
 
+    def _encode_inputs(self, inputs: Sequence[Code]) -> list[dict[str, list[int]]]:
+        """`encode`, splicing the ids of edited candidates where the tokenizer allows it."""
+        if self.splicer is None:
+            return self.encode(inputs)
+        encoded = self.splicer.encode(inputs)
+        missing = [i for i, item in enumerate(encoded) if item is None]
+        if missing:
+            for i, item in zip(missing, self.encode([inputs[i] for i in missing])):
+                encoded[i] = item
+        return encoded  # type: ignore[return-value]
+
     def token_lengths(self, codes: Sequence[Code]) -> list[int]:
         """Token count of each input as the model sees it (after normalisation and truncation)."""
         return [len(e["input_ids"]) for e in self.encode([normalize_code(c, self.normalize) for c in codes])]
@@ -309,7 +324,7 @@ class Victim:
         """Rows for `inputs`, running each distinct token sequence not in the token cache once
         (`dedupe=False`: every input, no cache). Returns the rows, their token digests, model
         seconds, mini-batches and forward passes."""
-        encoded = self.encode(inputs)
+        encoded = self._encode_inputs(inputs)
         digests: list = [input_digest(e) for e in encoded] if dedupe else list(range(len(inputs)))
         known: dict = {}
         todo: dict = {}
@@ -385,6 +400,7 @@ class Victim:
             "bucketing": self.bucketing,
             "padding": self.padding,
             "dedupe": self.dedupe,
+            "splice": self.splicer is not None,
             "device": describe_device(self.device),
             "dtype": dtype_name(self.dtype),
             "cache_size": self.cache_size,

@@ -51,6 +51,7 @@ import numpy as np
 from engine.code import Extraction, Renamer, validate
 from engine.code.rename import pair_rejection
 from engine.datasets.base import Example
+from engine.splice import EditedCode
 
 Code = str | tuple[str, str]
 
@@ -214,7 +215,8 @@ class AttackContext:
         if isinstance(candidate, str):
             return Candidate(code=candidate)
         mapping = {old: new for old, new in candidate.items() if new != old}
-        return Candidate(code=self.renamer.apply(mapping), mapping=mapping)
+        # The text carries its edits, so the victim re-tokenizes only around them (engine.splice).
+        return Candidate(code=EditedCode(self.renamer.text, self.renamer.edits(mapping)), mapping=mapping)
 
     def query(self, candidates: Sequence[CandidateLike], *, probe: bool = False) -> np.ndarray:
         """Probability rows (len ≤ len(candidates)) × num_labels, from ONE victim call.

@@ -107,15 +107,17 @@ class Renamer:
         """The program with every occurrence of each mapped identifier replaced (no validation)."""
         pieces: list[str] = []
         position = 0
-        for start, end, name in self._spans:
-            new = mapping.get(name)
-            if new is None:
-                continue
+        for start, end, new in self.edits(mapping):
             pieces.append(self.text[position:start])
             pieces.append(new)
             position = end
         pieces.append(self.text[position:])
         return "".join(pieces)
+
+    def edits(self, mapping: Mapping[str, str]) -> list[tuple[int, int, str]]:
+        """(start, end, new name) of every occurrence `mapping` renames, in character offsets of
+        `text`, sorted: what `apply` substitutes, and what lets a victim re-tokenize only there."""
+        return [(start, end, mapping[name]) for start, end, name in self._spans if name in mapping]
 
     def candidates(self, name: str, new_names: Iterable[str], base: Mapping[str, str] | None = None) -> list[str]:
         """One program per new name for `name` (on top of `base`), joined from shared segments."""

@@ -287,7 +287,7 @@ class Victim:
         for key, row, digest in zip(pending, fresh, digests):
             rows[key] = row
             if self.cache_size:
-                self._cache[key] = (row, digest)
+                self._cache[plain_code(key)] = (row, digest)
         _trim(self._cache, self.cache_size)
         return rows, model_seconds, batches, runs
 
@@ -435,6 +435,13 @@ def encode_codes(tokenizer, codes: Sequence[Code], max_length: int,
         for row, i in enumerate(pairs):
             encoded[i] = {name: batch[name][row] for name in input_names if name in batch}
     return encoded  # type: ignore[return-value]
+
+
+def plain_code(code: Code) -> Code:
+    """`code` as exact `str` objects: a cache key should hold text, not a candidate's edit history."""
+    if isinstance(code, tuple):
+        return tuple(plain_code(part) for part in code)  # type: ignore[return-value]
+    return code if type(code) is str else str.__str__(code)
 
 
 def input_digest(encoded: dict[str, list[int]]) -> bytes:

@@ -157,4 +157,5 @@ def test_victim_gives_the_same_probabilities_spliced_or_not(tokenizer):
     full = Victim(model, tokenizer, max_length=128, batch_size=4, splice=False)
     np.testing.assert_array_equal(spliced.predict_proba(candidates), full.predict_proba([str(c) for c in candidates]))
     assert spliced.splicer.spliced == 8 and full.splicer is None
+    assert all(type(key) is str for key in spliced._cache)  # the cache keeps text, not edit histories
     assert spliced.describe()["splice"] is True and full.describe()["splice"] is False

@@ -139,6 +139,26 @@ def test_an_existing_run_needs_resume_or_overwrite_and_resume_checks_the_options
     assert len(records) == 2
 
 
+def test_resuming_with_another_batch_size_warns_that_records_may_differ(tmp_path, capsys):
+    class SizedVictim(KeyVictim):
+        def __init__(self, batch_size):
+            super().__init__()
+            self.batch_size = batch_size
+
+        def describe(self):
+            return {"batch_size": self.batch_size, "device": "cpu", "dtype": "fp32"}
+
+    dataset = key_dataset(3)
+    run(SizedVictim(32), dataset, tmp_path, "mhm", n=1)
+    capsys.readouterr()
+    run(SizedVictim(32), dataset, tmp_path, "mhm", n=2, resume=True)
+    assert "warning" not in capsys.readouterr().err
+    _, records = run(SizedVictim(1), dataset, tmp_path, "mhm", n=3, resume=True)
+    err = capsys.readouterr().err
+    assert "model.victim.batch_size = 32, this run has 1" in err and "near-tie" in err
+    assert len(records) == 3
+
+
 def test_a_partial_last_line_is_cut_off_on_resume(tmp_path):
     dataset = key_dataset(4)
     _, whole = run(KeyVictim(), dataset, tmp_path / "whole", "wir-random")

@@ -243,6 +243,7 @@ class AttackRunner:
 
     _IDENTITY = ("attack", "model.fingerprint", "model.path", "dataset.fingerprint", "dataset.split", "seed",
                  "budget", "attack_side", "options")
+    _NUMERICS = ("model.victim.batch_size", "model.victim.dtype", "model.victim.device")
 
     def _prepare_output(self) -> set[str]:
         """Create or check the output directory; the example ids already recorded (with --resume)."""
@@ -268,6 +269,12 @@ class AttackRunner:
                         if a != b:
                             raise UserError(f"--resume: {path} was written with {key} = {json.dumps(a)}, this run has "
                                             f"{json.dumps(b)}; use the same options or another --out")
+                    for key in self._NUMERICS:  # allowed, but the rest of the run may not match a single run
+                        a, b = _get(previous, key), _get(current, key)
+                        if a != b:
+                            print(f"warning: --resume: {path} was written with {key} = {json.dumps(a)}, this run has "
+                                  f"{json.dumps(b)}; probabilities differ by float noise, so a search may take another "
+                                  "path at a near-tie (docs/attacks.md, Reproducibility)", file=sys.stderr)
                 done = {str(r["example_id"]) for r in read_records(self.records_path, repair=True)}
                 _drop_extras_not_in(self.out / self._extras_name(), done)
         path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")

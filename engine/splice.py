@@ -105,7 +105,7 @@ class Splicer:
         self._added = re.compile("|".join(map(re.escape, added))) if added else None
         self._bases: OrderedDict[str, _Base | None] = OrderedDict()
         self._capacity = bases
-        self._piece_ids: dict[str, list[int]] = {}
+        self._piece_ids: dict[str, tuple[int, ...]] = {}  # tuples of ints: untracked by the garbage collector
         self.spliced = 0
         self.fallbacks = 0
 
@@ -149,7 +149,7 @@ class Splicer:
             if known is None:
                 if len(cache) >= 200_000:
                     cache.clear()
-                known = cache[piece] = [token.id for token in self._model.tokenize(piece)]
+                known = cache[piece] = tuple(token.id for token in self._model.tokenize(piece))
             ids += known
         return ids
 

@@ -51,6 +51,7 @@ from engine.attacks.base import AttackContext, AttackEnvironment, Candidate, Out
 from engine.attacks.registry import positive
 from engine.code import CodeInputError, Renamer, extract
 from engine.code.rewrites import apply_sampled, check_rewrite, style_counts, style_probabilities
+from engine.splice import EditedCode
 
 HASH_DIMS = 256
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
@@ -312,7 +313,7 @@ class CODA:
                 if key in seen:
                     continue
                 seen.add(key)
-                candidates.append(Candidate(code=renamer.apply(mapping), mapping=dict(mapping),
+                candidates.append(Candidate(code=EditedCode(renamer.text, renamer.edits(mapping)), mapping=dict(mapping),
                                             structure_edits=base_edits,
                                             extras={"rewritten": base_code} if base_edits else {}))
         return candidates

@@ -1,4 +1,5 @@
-"""What the `engine` and `analysis` programs share: parser assembly and error reporting.
+"""What the `engine` and `analysis` programs share: parser assembly, error reporting and the
+options every torch-running command takes.
 
 Each program lists its command modules (each exposing `register(subparsers)`); user errors
 print one line and exit 2, anything else is a bug and keeps its traceback.
@@ -43,3 +44,11 @@ def parse_k_of_n(text: str | None, option: str) -> tuple[int, int] | None:
     if not 1 <= k <= n:
         raise UserError(f"{option} {text!r}: need 1 ≤ K ≤ N")
     return k, n
+
+
+def add_device_options(parser, device_note: str = "") -> None:
+    """`--device` and `--threads`, worded the same in every command that runs torch."""
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA, then MPS, else CPU), cpu, cuda[:N], mps" + (f"; {device_note}" if device_note else ""))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: one per core; fewer helps on a busy shared machine)")

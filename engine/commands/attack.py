@@ -16,6 +16,7 @@ from importlib import import_module
 
 from engine.attacks import registry
 from engine.attacks.runner import SIDES, TOO_LONG
+from engine.cli_base import add_device_options
 from engine.datasets.registry import add_dataset_options, dataset_from_args
 from engine.errors import UserError
 
@@ -70,9 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     victim.add_argument("--normalize", choices=("none", "strip", "whitespace"), default="none",
                         help="input normalisation before tokenizing (default none)")
     victim.add_argument("--label-map", metavar="I,J,...", help="model output for each dataset label, e.g. 1,0")
-    victim.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda[:N], mps")
+    add_device_options(victim)
     victim.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="inference dtype (default fp32)")
-    victim.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dataset_options(p)
     registry.add_recipe_options(p)

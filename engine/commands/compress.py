@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from engine.cli_base import add_device_options
 from engine.datasets.registry import BUILTINS, add_dataset_options, dataset_from_args
 from engine.device import set_threads
 from engine.errors import UserError
@@ -80,9 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-compressed", action="store_true",
                    help="compress a model that is already compressed, where that is meaningful")
     p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda[:N], mps; int8 runs on the CPU")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: one per core; fewer helps on a busy shared machine)")
+    add_device_options(p, "int8 runs on the CPU")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dataset_options(p)
     p.set_defaults(run=run_compress)

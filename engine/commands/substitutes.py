@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+from engine.cli_base import add_device_options
 from engine.datasets.base import SPLITS
 from engine.datasets.registry import add_dataset_options, dataset_from_args
 from engine.errors import UserError
@@ -41,8 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-subwords", type=int, default=4, help="mask slots for one name at most (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per MLM forward pass (default 32)")
     p.add_argument("--max-length", type=int, default=None, help="MLM window in tokens (default: the MLM's limit, ≤ 512)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda[:N], mps")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: one per core)")
+    add_device_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dataset_options(p)
     p.set_defaults(run=run_substitutes)

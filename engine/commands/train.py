@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from engine.cli_base import add_device_options
 from engine.datasets.registry import add_dataset_options, dataset_from_args
 from engine.device import DTYPES, set_threads
 from engine.errors import UserError
@@ -70,9 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-prob", type=float, default=0.15, help="share of tokens to predict (default 0.15)")
     p.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary (default 3000 tiny, 8000 small/base)")
     p.add_argument("--seed", type=int, default=42, help="training seed (default 42)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda[:N], mps")
+    add_device_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dataset_options(p)
     p.set_defaults(run=run_pretrain_mlm)
@@ -101,15 +101,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_runtime_options(p: argparse.ArgumentParser, batch_default: int | None) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, else CPU), cpu, cuda[:N], mps")
+    add_device_options(p)
     p.add_argument("--dtype", choices=DTYPES, default="fp32",
                    help="fp32 (default); bf16 (CPU or GPU) or fp16 (GPU only)")
     if batch_default is None:
         p.add_argument("--eval-batch-size", type=int, default=64, help="batch size for validation/test (default 64)")
     else:
         p.add_argument("--batch-size", type=int, default=batch_default, help=f"inference batch size (default {batch_default})")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: one per core; fewer helps on a busy shared machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -35,8 +35,13 @@ from analysis.stats import wilson_interval
 
 CELL = ["dataset", "task", "base_model", "model", "compression", "label", "attack"]
 CHECKS = ("parses", "alpha_equivalent", "compiles", "tests_pass")
-ATTACKED_MEANS = ("queries", "wall_time_s")
-SUCCESS_MEANS = ("queries_success", "identifier_change", "token_change")
+MEANS = {  # mean name: (record column, the records it is averaged over)
+    "queries": ("queries", "attacked"),
+    "wall_time_s": ("wall_time_s", "attacked"),
+    "queries_success": ("queries", "success"),
+    "identifier_change": ("identifier_change", "success"),
+    "token_change": ("token_change", "success"),
+}
 RATES = {  # rate name: (numerator, denominator)
     "asr": ("successes", "attacked"),
     "robust_accuracy": ("robust_correct", "examples"),
@@ -74,32 +79,31 @@ def prepare(logs: Logs, variants: pl.DataFrame) -> pl.DataFrame:
     return logs.records.join(info, on=["dataset", "task", "model", "compression"], how="left").with_columns(outcome_columns())
 
 
+def count_flags() -> dict[str, pl.Expr]:
+    """Per-record true/false flags whose sums over a cell are its counts: the numerators and
+    denominators of `RATES`, defined once for the Wilson and the cluster-bootstrap intervals."""
+    success = pl.col("success")
+    flags = {"examples": pl.col("ok"), "originally_correct": pl.col("originally_correct"),
+             "attacked": pl.col("attacked"), "successes": success, "robust_correct": pl.col("robust"),
+             "valid_successes": pl.col("valid_success")}
+    for check in CHECKS:
+        flags[f"{check}_true"] = success & pl.col(f"valid_{check}")
+        flags[f"{check}_checked"] = success & pl.col(f"valid_{check}").is_not_null()
+    return {name: flag.fill_null(False) for name, flag in flags.items()}
+
+
 def cell_metrics(records: pl.DataFrame, resamples: int = 1000, seed: int = 0, alpha: float = 0.05) -> pl.DataFrame:
     """Aggregate prepared records into one row per cell (see module docstring for definitions)."""
-    attacked = pl.col("attacked")
-    success = pl.col("success")
     aggregations = [
         pl.len().alias("records"),
         (pl.col("status") == "error").sum().alias("errors"),
-        pl.col("ok").sum().alias("examples"),
-        pl.col("originally_correct").sum().alias("originally_correct"),
-        attacked.sum().alias("attacked"),
-        success.sum().alias("successes"),
-        pl.col("robust").sum().alias("robust_correct"),
-        pl.col("valid_success").sum().alias("valid_successes"),
+        *(flag.sum().alias(name) for name, flag in count_flags().items()),
         (pl.col("status") == "skipped_misclassified").sum().alias("skipped_misclassified"),
         (pl.col("status") == "skipped_no_identifiers").sum().alias("skipped_no_identifiers"),
         pl.col("seed").n_unique().alias("seeds"),
-        pl.col("queries").filter(attacked).mean().alias("queries"),
-        pl.col("forward_passes").filter(attacked).mean().alias("queries_forward"),
-        pl.col("queries").filter(success).mean().alias("queries_success"),
-        pl.col("wall_time_s").filter(attacked).mean().alias("wall_time_s"),
-        pl.col("identifier_change").mean().alias("identifier_change"),
-        pl.col("token_change").mean().alias("token_change"),
+        pl.col("forward_passes").filter(pl.col("attacked")).mean().alias("queries_forward"),
+        *(pl.col(column).filter(pl.col(subset)).mean().alias(name) for name, (column, subset) in MEANS.items()),
     ]
-    for check in CHECKS:
-        column = pl.col(f"valid_{check}").filter(success)
-        aggregations += [column.sum().alias(f"{check}_true"), column.is_not_null().sum().alias(f"{check}_checked")]
     table = records.group_by(CELL).agg(aggregations).sort(CELL, nulls_last=True)
     table = table.with_row_index("cell")
     for name, (num, den) in RATES.items():
@@ -117,10 +121,10 @@ def _with_bootstrap(table: pl.DataFrame, records: pl.DataFrame, resamples: int, 
     """Add `<mean>_low`/`<mean>_high` percentile-bootstrap intervals for the per-cell means."""
     keyed = records.join(table.select(*CELL, "cell"), on=CELL, how="left", nulls_equal=True)
     cells = table.height
-    for subset, names in (("attacked", ATTACKED_MEANS), ("success", SUCCESS_MEANS)):
-        source = {"queries_success": "queries"}
+    for subset in ("attacked", "success"):
+        names = [name for name, (_, over) in MEANS.items() if over == subset]
         chosen = keyed.filter(pl.col(subset)).sort("cell").select(
-            "cell", *(pl.col(source.get(n, n)).cast(pl.Float64).alias(n) for n in names))
+            "cell", *(pl.col(MEANS[n][0]).cast(pl.Float64).alias(n) for n in names))
         counts = np.bincount(chosen["cell"].to_numpy(), minlength=cells)
         starts = np.concatenate([[0], np.cumsum(counts)])
         values = chosen.select(names).to_numpy()
@@ -139,22 +143,12 @@ def _with_bootstrap(table: pl.DataFrame, records: pl.DataFrame, resamples: int, 
 def _ratio_parts() -> dict[str, tuple[pl.Expr, pl.Expr]]:
     """Per-record numerator and denominator of every rate and mean of a cell (sums over a cell
     give the cell's value), for resampling whole examples."""
-    attacked, success = pl.col("attacked"), pl.col("success")
-    flag = lambda expr: expr.fill_null(False).cast(pl.Float64)  # noqa: E731
-    parts = {
-        "asr": (flag(success), flag(attacked)),
-        "robust_accuracy": (flag(pl.col("robust")), flag(pl.col("ok"))),
-        "clean_accuracy_records": (flag(pl.col("originally_correct")), flag(pl.col("ok"))),
-        "valid_asr": (flag(pl.col("valid_success")), flag(attacked)),
-        **{f"valid_{c}": (flag(success & pl.col(f"valid_{c}")), flag(success & pl.col(f"valid_{c}").is_not_null()))
-           for c in CHECKS},
-    }
-    values = {"queries": ("queries", attacked), "wall_time_s": ("wall_time_s", attacked),
-              "queries_success": ("queries", success), "identifier_change": ("identifier_change", success),
-              "token_change": ("token_change", success)}
-    for name, (column, subset) in values.items():
-        defined = subset & pl.col(column).is_not_null() & pl.col(column).cast(pl.Float64).is_not_nan()
-        parts[name] = (pl.when(defined).then(pl.col(column).cast(pl.Float64)).otherwise(0.0), flag(defined))
+    flags = {name: flag.cast(pl.Float64) for name, flag in count_flags().items()}
+    parts = {rate: (flags[num], flags[den]) for rate, (num, den) in RATES.items()}
+    for name, (column, subset) in MEANS.items():
+        value = pl.col(column).cast(pl.Float64)
+        defined = (pl.col(subset) & value.is_not_null() & value.is_not_nan()).fill_null(False)
+        parts[name] = (pl.when(defined).then(value).otherwise(0.0), defined.cast(pl.Float64))
     return parts
 
 

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from engine.models import SCRATCH_SIZES, scratch_config, train_bpe_tokenizer  # noqa: E402
-from engine.victim import Victim  # noqa: E402
+from engine.victim import Victim, model_input_names  # noqa: E402
 
 
 def load_programs(limit: int) -> tuple[list[str], list[str], str]:
@@ -202,7 +202,7 @@ def candidate_encoding(victim: Victim, codes: list[str], repeat: int, per_progra
         tick = time.perf_counter()
         full = [victim.encode([str(c) for c in batch]) for batch in batches]
         best["full"] = min(best["full"], time.perf_counter() - tick)
-        splicer = Splicer(victim.tokenizer, victim.max_length, victim._input_names)  # no base cached yet
+        splicer = Splicer(victim.tokenizer, victim.max_length, model_input_names(victim.tokenizer))  # nothing cached yet
         tick = time.perf_counter()
         spliced = [splicer.encode(batch) for batch in batches]
         best["spliced"] = min(best["spliced"], time.perf_counter() - tick)

@@ -189,8 +189,10 @@ class Splicer:
 
     def _splice(self, code: EditedCode) -> list[int] | None:
         base = self._base(code.base)
-        if base is None or not code.edits:
-            return None if base is None else self._truncate(base, base.ids)
+        if base is None:
+            return None
+        if not code.edits:
+            return self._truncate(base, base.ids)
         if self._added is not None and any(self._added.search(new) for _, _, new in code.edits):
             return None
         spans = tuple((start, end) for start, end, _ in code.edits)

@@ -262,19 +262,15 @@ class AttackRunner:
                 if path.exists():
                     previous = json.loads(path.read_text(encoding="utf-8"))
                     current = json.loads(json.dumps(manifest, default=str))
-                    for key in self._IDENTITY:
-                        if key == "model.path" and _get(current, "model.fingerprint"):
-                            continue  # the fingerprint identifies the model wherever it is
-                        a, b = _get(previous, key), _get(current, key)
-                        if a != b:
-                            raise UserError(f"--resume: {path} was written with {key} = {json.dumps(a)}, this run has "
-                                            f"{json.dumps(b)}; use the same options or another --out")
-                    for key in self._NUMERICS:  # allowed, but the rest of the run may not match a single run
-                        a, b = _get(previous, key), _get(current, key)
-                        if a != b:
-                            print(f"warning: --resume: {path} was written with {key} = {json.dumps(a)}, this run has "
-                                  f"{json.dumps(b)}; probabilities differ by float noise, so a search may take another "
-                                  "path at a near-tie (docs/attacks.md, Reproducibility)", file=sys.stderr)
+                    identity = [k for k in self._IDENTITY  # the fingerprint identifies the model wherever it is
+                                if not (k == "model.path" and _get(current, "model.fingerprint"))]
+                    for key, was in _changed(previous, current, identity):
+                        raise UserError(f"--resume: {path} was written with {key} = {json.dumps(was)}, this run has "
+                                        f"{json.dumps(_get(current, key))}; use the same options or another --out")
+                    for key, was in _changed(previous, current, self._NUMERICS):  # allowed, with a warning
+                        print(f"warning: --resume: {path} was written with {key} = {json.dumps(was)}, this run has "
+                              f"{json.dumps(_get(current, key))}; probabilities differ by float noise, so a search may "
+                              "take another path at a near-tie (docs/attacks.md, Reproducibility)", file=sys.stderr)
                 done = {str(r["example_id"]) for r in read_records(self.records_path, repair=True)}
                 _drop_extras_not_in(self.out / self._extras_name(), done)
         path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
@@ -534,6 +530,11 @@ def _no_identifiers_reason(extraction: Extraction) -> str:
         reasons = sorted({x.reason for x in extraction.exclusions})
         return f"no renameable identifier; {len(extraction.exclusions)} excluded: {'; '.join(reasons)[:300]}"
     return "no renameable identifier (no declared variable or parameter)"
+
+
+def _changed(previous: dict, current: dict, keys) -> list[tuple[str, Any]]:
+    """(key, previous value) for each dotted key whose value differs between two manifests."""
+    return [(key, _get(previous, key)) for key in keys if _get(previous, key) != _get(current, key)]
 
 
 def _get(mapping: dict[str, Any], dotted: str) -> Any:

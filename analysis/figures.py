@@ -1,12 +1,21 @@
 """Report figures with matplotlib (Figure objects, no pyplot, so no GUI backend is ever touched).
 
+One style for every figure (`RC`, `Style`): each variant label keeps its colour and marker in
+every figure (Okabe-Ito, colour-blind safe; the original in black) and the study's one variant
+order; text is 7-8 pt at the size the figure is printed (3.5 in for one panel, 6.5 in for a
+full-width figure: included at natural size, so no scaling shrinks the text); labels are short
+(attack names, variant labels, "task · model"). No text is placed on data points, so nothing
+can overprint; a test draws every figure and checks that no two text boxes overlap and none
+leaves the canvas.
+
 Each figure is saved as PDF (TrueType fonts embedded: pdf.fonttype 42, which IEEE/ACM checks
 want), SVG and PNG. A figure with nothing to show (e.g. no model sizes in any manifest) is
-skipped with a note instead of drawing an empty axis.
+left out rather than drawn empty.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +23,24 @@ import matplotlib
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from analysis.comparisons import Ranking
-from analysis.metrics import CHECKS
+from analysis.tables import Inputs, attack_name
 
-RC = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "path", "font.size": 8, "axes.titlesize": 9}
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]  # Okabe-Ito
+SINGLE_IN = 3.5  # one column of a two-column paper
+DOUBLE_IN = 6.5  # the full text width (the report's is 6.69 in)
+MIN_FONT_PT = 7.0
+RC = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "path", "font.size": 8, "axes.titlesize": 8,
+      "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7, "legend.fontsize": 7,
+      "axes.spines.top": False, "axes.spines.right": False, "axes.linewidth": 0.6,
+      "xtick.major.width": 0.6, "ytick.major.width": 0.6, "grid.linewidth": 0.4, "grid.color": "#d9d9d9",
+      "legend.frameon": False, "savefig.dpi": 200,
+      "text.parse_math": False}  # a "$" in a model name is text, not mathtext
+ORIGINAL_COLOUR = "#000000"
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]  # Okabe-Ito
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">"]
 
 
 @dataclass
@@ -27,16 +48,285 @@ class FigureFile:
     name: str
     caption: str
     paths: dict[str, Path]  # format -> file
+    width_in: float = SINGLE_IN
 
 
-def _save(fig: Figure, out: Path, name: str, caption: str) -> FigureFile:
+@dataclass
+class Style:
+    """Colour and marker of every variant label, fixed for the whole report."""
+
+    labels: list[str]
+    original: str | None
+
+    @classmethod
+    def of(cls, inputs: Inputs) -> Style:
+        originals = inputs.variants.filter(pl.col("is_original"))["label"].unique().to_list()
+        return cls(inputs.labels, originals[0] if len(originals) == 1 else None)
+
+    def colour(self, label: str) -> str:
+        others = [lab for lab in self.labels if lab != self.original]
+        return ORIGINAL_COLOUR if label == self.original else PALETTE[others.index(label) % len(PALETTE)]
+
+    def marker(self, label: str) -> str:
+        return MARKERS[self.labels.index(label) % len(MARKERS)]
+
+    def handles(self, labels: list[str]) -> list[Line2D]:
+        return [Line2D([], [], ls="none", marker=self.marker(lab), color=self.colour(lab), markersize=5, label=lab)
+                for lab in labels]
+
+
+Built = tuple[str, str, Figure]  # name, caption, figure
+
+
+def _styled(build: Callable[..., Built | None]) -> Callable[..., Built | None]:
+    """Run a figure builder inside the report's rc settings (artists read them when created)."""
+    def run(*args, **kwargs):
+        with matplotlib.rc_context(RC):
+            return build(*args, **kwargs)
+    run.__name__ = build.__name__
+    run.__doc__ = build.__doc__
+    return run
+
+
+def _grid(count: int, panel_height: float) -> tuple[Figure, list]:
+    """One panel per attack: one column for a single attack, else two (full width)."""
+    cols = 1 if count == 1 else 2
+    rows = math.ceil(count / cols)
+    width = SINGLE_IN if cols == 1 else DOUBLE_IN
+    fig = Figure(figsize=(width, 0.45 + panel_height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    flat = axes.ravel().tolist()
+    for ax in flat[count:]:
+        ax.set_visible(False)
+    return fig, flat[:count]
+
+
+def _legend(fig: Figure, style: Style, labels: list[str], width: float) -> None:
+    columns = max(1, min(len(labels), 4 if width > SINGLE_IN else 2))
+    fig.legend(handles=style.handles(labels), loc="outside upper center", ncol=columns, handletextpad=0.3,
+               columnspacing=1.2)
+
+
+def _number_format(value: float, _position=None) -> str:
+    return f"{value:g}"
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """1-2-5 ticks between `low` and `high` (finer steps when that leaves fewer than three)."""
+    for steps in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7)):
+        ticks = [k * 10.0 ** e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+                 for k in steps if low <= k * 10.0 ** e <= high]
+        if len(ticks) >= 3:
+            break
+    if len(ticks) > 7:
+        ticks = ticks[::math.ceil(len(ticks) / 7)]
+    return [float(f"{t:.3g}") for t in ticks]
+
+
+def _present(inputs: Inputs, frame: pl.DataFrame) -> list[str]:
+    present = set(frame["label"].to_list())
+    return [lab for lab in inputs.labels if lab in present]
+
+
+@_styled
+def asr_size(inputs: Inputs, style: Style) -> Built | None:
+    """ASR against model size, one panel per attack; a thin line joins each original to its variants."""
+    sizes = inputs.variants.select("dataset", "task", "model", "compression", "size_mb")
+    data = (inputs.metrics.join(sizes, on=["dataset", "task", "model", "compression"], how="left", nulls_equal=True)
+            .filter(pl.col("size_mb").is_not_null() & (pl.col("size_mb") > 0) & pl.col("asr").is_not_null()))
+    if data.height == 0:
+        return None
+    attacks = [a for a in inputs.attacks if a in set(data["attack"].to_list())]
+    fig, axes = _grid(len(attacks), 1.9)
+    low, high = float(data["size_mb"].min()), float(data["size_mb"].max())
+    ticks = log_ticks(low / 1.25, high * 1.25)
+    top = min(100.0, 10 * math.ceil((100 * data["asr"].max() + 5) / 10))
+    for k, (ax, attack) in enumerate(zip(axes, attacks)):
+        part = data.filter(pl.col("attack") == attack)
+        for (_, _, base), group in part.group_by("dataset", "task", "base_model", maintain_order=True):
+            origin = group.filter(pl.col("model") == base) if base is not None else group.head(0)
+            if origin.height:
+                x0, y0 = origin["size_mb"][0], 100 * origin["asr"][0]
+                for r in group.filter(pl.col("model") != base).iter_rows(named=True):
+                    ax.plot([x0, r["size_mb"]], [y0, 100 * r["asr"]], color="#b0b0b0", lw=0.6, zorder=1)
+        for label in _present(inputs, part):
+            chosen = part.filter(pl.col("label") == label)
+            ax.scatter(chosen["size_mb"].to_numpy(), 100 * chosen["asr"].to_numpy(), s=20, marker=style.marker(label),
+                       color=style.colour(label), edgecolors="white", linewidths=0.4, zorder=3)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(_number_format))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(low / 1.25, high * 1.25)
+        ax.set_ylim(0, top)
+        ax.grid(True, axis="y")
+        ax.set_title(attack_name(attack))
+        if k % 2 == 0:
+            ax.set_ylabel("ASR (%)")
+        if k >= len(attacks) - (2 if len(attacks) > 1 else 1):
+            ax.set_xlabel("Model size (MB, log scale)")
+    _legend(fig, style, _present(inputs, data), fig.get_figwidth())
+    caption = ("Attack success rate against model size, one panel per attack; grey lines join each original to its "
+               "compressed variants.")
+    return "asr-size", caption, fig
+
+
+@_styled
+def asr_heatmap(inputs: Inputs, style: Style) -> Built | None:
+    """ASR of every (task · model) row and variant column, one panel per attack, values printed."""
+    if inputs.metrics.height == 0:
+        return None
+    labels = _present(inputs, inputs.metrics)
+    rows = [" · ".join(inputs.title(*g)) for g in inputs.groups]
+    keys = {g: i for i, g in enumerate(inputs.groups)}
+    attacks = inputs.attacks
+    cols = len(attacks)
+    label_in = 0.065 * max(len(lab) for lab in labels)  # rotated x tick labels, 7 pt
+    fig = Figure(figsize=(DOUBLE_IN if cols * len(labels) > 6 else SINGLE_IN, 0.5 + label_in + 0.27 * len(rows)),
+                 layout="constrained")
+    axes = fig.subplots(1, cols, squeeze=False, sharey=True).ravel().tolist()
+    image = None
+    for k, (ax, attack) in enumerate(zip(axes, attacks)):
+        grid = np.full((len(rows), len(labels)), np.nan)
+        for m in inputs.metrics.filter(pl.col("attack") == attack).iter_rows(named=True):
+            row = keys.get((m["dataset"], m["task"], m["base_model"]))
+            if row is not None and m["asr"] is not None and m["label"] in labels:
+                grid[row, labels.index(m["label"])] = 100 * m["asr"]
+        image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
+        for (i, j), value in np.ndenumerate(grid):
+            if not np.isnan(value):
+                ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
+                        color="black" if value > 55 else "white")
+        ax.set_xticks(range(len(labels)), labels, rotation=90)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_title(attack_name(attack))
+    colorbar = fig.colorbar(image, ax=axes, label="ASR (%)", fraction=0.05, pad=0.02, aspect=max(5, 3 * len(rows)))
+    colorbar.set_ticks([0, 50, 100])
+    caption = "Attack success rate (%) of each model (rows) and variant (columns), one panel per attack; blank: nothing attacked."
+    return "asr-heatmap", caption, fig
+
+
+def _dot_panels(inputs: Inputs, style: Style, column: str, scale: float, xlabel: str, xlim: tuple | None) -> Figure | None:
+    """Dot plot, one panel per attack side by side: a row per task · model, one dot per variant
+    with its 95 % interval."""
+    data = inputs.metrics.filter(pl.col(column).is_not_null())
+    if data.height == 0:
+        return None
+    attacks = [a for a in inputs.attacks if a in set(data["attack"].to_list())]
+    labels = _present(inputs, data)
+    rows = [" · ".join(inputs.title(*g)) for g in inputs.groups]
+    keys = {g: i for i, g in enumerate(inputs.groups)}
+    width = SINGLE_IN if len(attacks) == 1 else DOUBLE_IN
+    fig = Figure(figsize=(width, 1.0 + len(rows) * (0.08 + 0.085 * len(labels))), layout="constrained")
+    fig.get_layout_engine().set(wspace=0.08)
+    axes = fig.subplots(1, len(attacks), squeeze=False, sharey=True, sharex=True).ravel().tolist()
+    offsets = np.linspace(-0.28, 0.28, len(labels)) if len(labels) > 1 else np.zeros(1)
+    for ax, attack in zip(axes, attacks):
+        part = data.filter(pl.col("attack") == attack)
+        for label, offset in zip(labels, offsets):
+            chosen = [m for m in part.filter(pl.col("label") == label).iter_rows(named=True)
+                      if (m["dataset"], m["task"], m["base_model"]) in keys]
+            if not chosen:
+                continue
+            y = np.array([keys[(m["dataset"], m["task"], m["base_model"])] for m in chosen]) + offset
+            x = scale * np.array([m[column] for m in chosen], dtype=float)
+            bounds = [[m[f"{column}_{side}"] if m[f"{column}_{side}"] is not None else np.nan for m in chosen]
+                      for side in ("low", "high")]
+            low, high = (scale * np.array(b, dtype=float) for b in bounds)
+            error = np.vstack([np.nan_to_num(x - low), np.nan_to_num(high - x)])
+            ax.errorbar(x, y, xerr=error, fmt=style.marker(label), color=style.colour(label), markersize=4,
+                        elinewidth=0.8, capsize=0, markeredgecolor="white", markeredgewidth=0.3)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.tick_params(axis="y", length=0)
+        if xlim:
+            ax.set_xlim(*xlim)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
+        ax.grid(True, axis="x")
+        ax.set_title(attack_name(attack))
+        ax.set_xlabel(xlabel if len(attacks) == 1 else "")
+    if len(attacks) > 1:
+        fig.supxlabel(xlabel, fontsize=8)
+    _legend(fig, style, labels, fig.get_figwidth())
+    return fig
+
+
+@_styled
+def robust_accuracy(inputs: Inputs, style: Style) -> Built | None:
+    fig = _dot_panels(inputs, style, "robust_accuracy", 100.0, "Robust accuracy (%)", (0, 100))
+    if fig is not None:
+        for ax in fig.axes:
+            ax.set_xticks([0, 50, 100])
+    caption = "Robust accuracy (%) with its 95 % interval per model and variant, one panel per attack."
+    return None if fig is None else ("robust-accuracy", caption, fig)
+
+
+@_styled
+def queries(inputs: Inputs, style: Style) -> Built | None:
+    fig = _dot_panels(inputs, style, "queries_success", 1.0, "Queries per successful attack", None)
+    caption = ("Mean model queries per successful attack with its 95 % bootstrap interval, one panel per attack "
+               "(failures are not counted: they stop at the budget).")
+    if fig is not None:
+        for ax in fig.axes:
+            if ax.get_visible():
+                ax.set_xlim(left=0)
+    return None if fig is None else ("queries", caption, fig)
+
+
+@_styled
+def validity(inputs: Inputs, style: Style) -> Built | None:
+    """Share of successes that passed every check, per attack and variant (models pooled)."""
+    checks = inputs.checks
+    if checks.height == 0:
+        return None
+    pooled = checks.group_by("attack", "label").agg(pl.col("valid").sum(), pl.col("successes").sum())
+    pooled = pooled.filter(pl.col("successes") > 0)
+    if pooled.height == 0:
+        return None
+    attacks = [a for a in inputs.attacks if a in set(pooled["attack"].to_list())]
+    labels = _present(inputs, pooled)
+    width = SINGLE_IN if len(attacks) * len(labels) <= 16 else DOUBLE_IN
+    fig = Figure(figsize=(width, 2.3), layout="constrained")
+    ax = fig.subplots()
+    bar = 0.8 / len(labels)
+    values = {(r["attack"], r["label"]): 100 * r["valid"] / r["successes"] for r in pooled.iter_rows(named=True)}
+    for j, label in enumerate(labels):
+        xs = [i + (j - (len(labels) - 1) / 2) * bar for i, a in enumerate(attacks) if (a, label) in values]
+        ys = [values[(a, label)] for a in attacks if (a, label) in values]
+        ax.bar(xs, ys, bar * 0.9, color=style.colour(label), label=label)
+    ax.set_xticks(range(len(attacks)), [attack_name(a) for a in attacks])
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("Valid successes (%)")
+    ax.grid(True, axis="y")
+    ax.set_axisbelow(True)
+    fig.legend(handles=[Patch(color=style.colour(lab), label=lab) for lab in labels],
+               loc="outside upper center", ncol=min(len(labels), 4 if width > SINGLE_IN else 2))
+    caption = ("Share of successful adversarial examples that passed every validity check that ran, per attack and "
+               "variant (models pooled).")
+    return "validity", caption, fig
+
+
+BUILDERS = (asr_size, asr_heatmap, robust_accuracy, queries, validity)
+
+
+def build_figures(inputs: Inputs) -> list[Built]:
+    """Every figure of the report as (name, caption, Figure), in report order."""
+    style = Style.of(inputs)
+    return [built for builder in BUILDERS if (built := builder(inputs, style)) is not None]
+
+
+def save(built: Built, out: Path) -> FigureFile:
+    name, caption, fig = built
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     with matplotlib.rc_context(RC):
         for ext in ("pdf", "svg", "png"):
             paths[ext] = out / f"{name}.{ext}"
-            fig.savefig(paths[ext], dpi=150 if ext == "png" else None, metadata=_metadata(ext))
-    return FigureFile(name, caption, paths)
+            fig.savefig(paths[ext], metadata=_metadata(ext))
+    return FigureFile(name, caption, paths, float(fig.get_figwidth()))
 
 
 def _metadata(ext: str) -> dict:
@@ -44,183 +334,5 @@ def _metadata(ext: str) -> dict:
     return {"pdf": {"CreationDate": None}, "svg": {"Date": None}, "png": {}}[ext]
 
 
-def _panels(count: int, width: float = 3.4, height: float = 2.6) -> tuple[Figure, list]:
-    cols = min(count, 3)
-    rows = math.ceil(count / cols)
-    with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
-        axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
-    for ax in axes[count:]:
-        ax.set_visible(False)
-    return fig, axes[:count]
-
-
-def _attack_panels(data: pl.DataFrame) -> tuple[Figure, list[tuple]]:
-    """One panel per attack: the figure and (axis, attack, that attack's rows) triples."""
-    attacks = sorted(data["attack"].unique().to_list())
-    fig, axes = _panels(len(attacks))
-    parts = data.partition_by("attack", as_dict=True)
-    return fig, [(ax, attack, parts[(attack,)]) for ax, attack in zip(axes, attacks)]
-
-
-def asr_heatmap(metrics: pl.DataFrame, out: Path) -> FigureFile | None:
-    attacks = sorted(metrics["attack"].unique().to_list())
-    if not attacks:
-        return None
-    labels = metrics.sort(pl.col("label") != "none", "label")["label"].unique(maintain_order=True).to_list()
-    models = metrics.select(pl.format("{}/{}", "task", "base_model").alias("m"))["m"].unique(maintain_order=True).to_list()
-    fig, axes = _panels(len(attacks), 1.2 + 0.9 * len(labels), 0.9 + 0.45 * len(models))
-    with matplotlib.rc_context(RC):
-        for ax, attack in zip(axes, attacks):
-            grid = np.full((len(models), len(labels)), np.nan)
-            for r in metrics.filter(pl.col("attack") == attack).iter_rows(named=True):
-                if r["asr"] is not None:
-                    grid[models.index(f"{r['task']}/{r['base_model']}"), labels.index(r["label"])] = 100 * r["asr"]
-            image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-            for (i, j), value in np.ndenumerate(grid):
-                if not np.isnan(value):
-                    ax.text(j, i, f"{value:.0f}", ha="center", va="center", color="white" if value < 60 else "black")
-            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-            ax.set_yticks(range(len(models)), models)
-            ax.set_title(f"ASR (%) – {attack}")
-        fig.colorbar(image, ax=axes, shrink=0.8, label="ASR (%)")
-    caption = "Attack success rate (%) per model (rows: task/original model) and compression setting (columns), one panel per attack; blank: no attacked examples."
-    return _save(fig, out, "asr-heatmap", caption)
-
-
-def pareto_front(sizes: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats on both size and value (both minimised), by size."""
-    order = np.lexsort((values, sizes))
-    front, best = [], math.inf
-    for i in order:
-        if values[i] < best:
-            front.append(i)
-            best = values[i]
-    return np.array(front, dtype=int)
-
-
-def size_pareto(metrics: pl.DataFrame, variants: pl.DataFrame, out: Path) -> FigureFile | None:
-    data = metrics.join(variants.select("dataset", "task", "model", "compression", "size_mb"),
-                        on=["dataset", "task", "model", "compression"]).filter(pl.col("size_mb").is_not_null() & pl.col("asr").is_not_null())
-    if data.height == 0:
-        return None
-    fig, panels = _attack_panels(data)
-    with matplotlib.rc_context(RC):
-        for ax, attack, part in panels:
-            sizes, asr = part["size_mb"].to_numpy(), 100 * part["asr"].to_numpy()
-            for k, (base,) in enumerate(sorted(part.select("base_model").unique().iter_rows())):
-                mask = (part["base_model"] == base).to_numpy()
-                ax.scatter(sizes[mask], asr[mask], s=18, color=PALETTE[k % len(PALETTE)], label=str(base), zorder=3)
-            front = pareto_front(sizes, asr)
-            ax.step(sizes[front], asr[front], where="post", color="grey", lw=1, ls="--", label="Pareto front")
-            for i in front:
-                ax.annotate(part["label"][int(i)], (sizes[i], asr[i]), fontsize=6, xytext=(3, 3), textcoords="offset points")
-            ax.set_xscale("log")
-            ax.set_xlabel("model size (MB, log)")
-            ax.set_ylabel("ASR (%)")
-            ax.set_title(attack)
-            ax.legend(fontsize=6)
-    caption = "Attack success rate against model size (MB, log axis), one panel per attack; the dashed step line is the Pareto front (smaller and more robust is better)."
-    return _save(fig, out, "size-pareto", caption)
-
-
-def cliques(ranking: Ranking, alpha: float) -> list[tuple[int, int]]:
-    """Maximal runs (in rank order) of treatments whose pairwise adjusted p are all >= alpha."""
-    order = np.argsort(ranking.mean_ranks)
-    names = [ranking.treatments[i] for i in order]
-
-    def same(a: str, b: str) -> bool:
-        p = ranking.pairwise.get((a, b), ranking.pairwise.get((b, a)))
-        return p is None or p >= alpha
-
-    runs = []
-    for i in range(len(names)):
-        j = i
-        while j + 1 < len(names) and all(same(names[k], names[j + 1]) for k in range(i, j + 1)):
-            j += 1
-        if j > i and not any(a <= i and j <= b for a, b in runs):
-            runs.append((i, j))
-    return runs
-
-
-def cd_diagram(ranking: Ranking, alpha: float, out: Path) -> FigureFile | None:
-    k = len(ranking.treatments)
-    if k < 2 or any(not math.isfinite(r) for r in ranking.mean_ranks):
-        return None
-    order = np.argsort(ranking.mean_ranks)
-    ranks = np.asarray(ranking.mean_ranks)[order]
-    names = [ranking.treatments[i] for i in order]
-    with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(6.8, 1.0 + 0.25 * math.ceil(k / 2)), layout="constrained")
-        ax = fig.subplots()
-        ax.set_xlim(0.8, k + 0.2)
-        ax.set_ylim(-(math.ceil(k / 2) + 1), 1.2)
-        ax.hlines(0, 1, k, color="black", lw=1)
-        for r in range(1, k + 1):
-            ax.vlines(r, 0, 0.25, color="black", lw=1)
-            ax.text(r, 0.45, str(r), ha="center", va="bottom")
-        half = math.ceil(k / 2)
-        for i, (rank, name) in enumerate(zip(ranks, names)):
-            left = i < half
-            y = -(i + 1) if left else -(k - i)
-            x_text = 0.85 if left else k + 0.15
-            ax.plot([rank, rank, x_text], [0, y, y], color="black", lw=0.8)
-            ax.text(x_text, y, f"{name} ({rank:.2f})", ha="right" if left else "left", va="center")
-        for level, (i, j) in enumerate(cliques(ranking, alpha)):
-            y = -0.35 - 0.25 * level
-            ax.plot([ranks[i] - 0.03, ranks[j] + 0.03], [y, y], color="black", lw=3, solid_capstyle="round")
-        ax.axis("off")
-        ax.set_title(f"{ranking.outcome}: mean rank over {ranking.blocks} cells (1 = most robust)")
-    caption = (f"Critical-difference diagram for {ranking.outcome}: mean rank of each compression setting across cells "
-               f"(rank 1 = most robust); thick bars join settings whose pairwise Wilcoxon tests are not significant "
-               f"after correction (adjusted p >= {alpha}).")
-    return _save(fig, out, f"cd-{ranking.outcome.replace(' ', '-').lower()}", caption)
-
-
-def query_distributions(records: pl.DataFrame, out: Path) -> FigureFile | None:
-    data = records.filter(pl.col("success") & (pl.col("queries") > 0)).select("attack", "label", "queries")
-    if data.height == 0:
-        return None
-    fig, panels = _attack_panels(data)
-    with matplotlib.rc_context(RC):
-        for ax, attack, part in panels:
-            labels = sorted(part["label"].unique().to_list(), key=lambda s: (s != "none", s))
-            groups = part.partition_by("label", as_dict=True)
-            values = [groups[(lab,)]["queries"].to_numpy() for lab in labels]
-            ax.boxplot(values, showfliers=False, widths=0.6)
-            ax.set_xticks(range(1, len(labels) + 1), [f"{lab}\nn={len(v)}" for lab, v in zip(labels, values)], rotation=30, ha="right")
-            ax.set_yscale("log")
-            ax.set_ylabel("queries (log)")
-            ax.set_title(attack)
-    caption = "Model queries per successful attack (successes only; failures stop at the budget), log axis, per compression setting and attack; boxes: quartiles, whiskers: 1.5 IQR, outliers not drawn."
-    return _save(fig, out, "queries", caption)
-
-
-def validity_bars(checks: pl.DataFrame, out: Path) -> FigureFile | None:
-    if checks.height == 0:
-        return None
-    # Pool the models of one compression setting: each rate over all their checked successes.
-    sums = [pl.col(f"{c}_{part}").sum() for c in CHECKS for part in ("true", "checked")]
-    pooled = checks.group_by("attack", "label").agg(*sums, pl.col("valid").sum(), pl.col("successes").sum())
-    pooled = pooled.with_columns(
-        *(pl.when(pl.col(f"{c}_checked") > 0).then(pl.col(f"{c}_true") / pl.col(f"{c}_checked")).alias(c) for c in CHECKS),
-        (pl.col("valid") / pl.col("successes")).alias("valid_rate"),
-    ).sort("attack", pl.col("label") != "none", "label")
-    fig, panels = _attack_panels(pooled)
-    names = [*CHECKS, "valid_rate"]
-    with matplotlib.rc_context(RC):
-        for ax, attack, part in panels:
-            x = np.arange(part.height)
-            width = 0.8 / len(names)
-            for k, name in enumerate(names):
-                values = 100 * part[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
-                label = "valid overall" if name == "valid_rate" else name.replace("_", " ")
-                ax.bar(x + k * width, values, width, label=label, color=PALETTE[k])
-            ax.set_xticks(x + 0.4 - width / 2, part["label"].to_list(), rotation=30, ha="right")
-            ax.set_ylim(0, 130)
-            ax.set_ylabel("% of successes")
-            ax.set_title(attack)
-        panels[0][0].legend(fontsize=6, loc="upper left", ncol=3)
-    caption = ("Validity of successful adversarial examples per attack and compression setting (models pooled): share "
-               "passing each check over the successes where it ran (missing bar: never checked), and the share valid overall.")
-    return _save(fig, out, "validity", caption)
+def make_figures(inputs: Inputs, out: Path) -> list[FigureFile]:
+    return [save(built, out) for built in build_figures(inputs)]

@@ -23,6 +23,9 @@ MANIFEST_NAME = "manifest.json"
 CODE_COLUMNS = ("original_code", "adversarial_code", "rename_map")
 _DTYPES = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean, "json": pl.String}
 SCHEMA = {f.name: _DTYPES[f.type] for f in FIELDS}
+# A list of reasons: read as a list, not as polars' text rendering of one (which leaves a
+# backslash in a reason, e.g. gcc's "stray '\\'", unescaped and so not JSON).
+SCHEMA["validity_reasons"] = pl.List(pl.String)
 # Everything but the programs: what metrics, statistics and the audit read.
 COLUMNS = [name for name in SCHEMA if name not in CODE_COLUMNS]
 

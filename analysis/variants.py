@@ -6,13 +6,21 @@ original (the `base_model` of its row) by, in order: the manifest's `compression
 fingerprint equal to an original's `model.fingerprint`; an original whose model name is a
 prefix of the variant's; the only original with the same dataset and task. A variant that none
 of these match keeps `base_model` null and is reported as unmatched, never guessed.
+
+Labels are what a paper prints: "Original", "Pruned 50 %", "Int8 (dynamic)", "Distilled 0.5 MB",
+derived from the manifest's compression block (`human_label`); the full configuration string
+stays beside it (`configuration`) for the variants table. `--label KEY=TEXT` (or a study's
+`[labels]`) overrides a label. Every table and figure shows the variants in one fixed order
+(`order`: original, pruned, quantized, distilled, others; by label within a method).
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import polars as pl
 
+from engine.errors import UserError
 from engine.evaluate import classification_metrics
 
 from analysis.loading import Logs
@@ -37,20 +45,94 @@ def _number(value: Any) -> float | None:
 # Compression-block keys that say where a variant came from or how it is stored, not what was
 # done to it.
 _PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report", "serialization"})
+# Fixed order of compression methods in every table and figure (then by label within a method).
+METHOD_ORDER = ("none", "prune", "quantize", "distill")
+ORIGINAL_LABEL = "Original"
 
 
-def compression_label(compression: str, manifest_compression: Any) -> str:
-    """"prune sparsity=0.5" from the manifest's compression block, else the record's string."""
+def configuration(compression: str, manifest_compression: Any) -> str:
+    """The full configuration, "prune criterion=global L1 magnitude ratio=0.5 scope=linear", from the
+    manifest's compression block (method and scalar parameters), else the record's string."""
     if not isinstance(manifest_compression, dict):
         return compression
     method = str(manifest_compression.get("method") or compression)
     params = [f"{k}={v}" for k, v in sorted(manifest_compression.items())
-              if k not in _PROVENANCE_KEYS and isinstance(v, (str, int, float, bool))]
+              if k not in _PROVENANCE_KEYS and isinstance(v, (str, int, float, bool)) and v is not None]
     return " ".join([method, *params])
 
 
-def variant_table(logs: Logs) -> pl.DataFrame:
-    """One row per variant: label, base model, manifest facts and clean performance."""
+def _number_text(value: float) -> str:
+    return f"{value:g}"
+
+
+def human_label(method: str, block: Any) -> str:
+    """What a paper calls the variant: "Original", "Pruned 50 %", "Int8 (dynamic)", "Distilled 0.5 MB".
+
+    Only the parameter that defines the variant is named; the full configuration stays in the
+    variants table. Unknown methods keep their name, capitalised.
+    """
+    params = block if isinstance(block, dict) else {}
+    number = lambda *keys: next((_number(params.get(k)) for k in keys if _number(params.get(k)) is not None), None)  # noqa: E731
+    if method == "none":
+        return ORIGINAL_LABEL
+    if method == "prune":
+        ratio = number("ratio", "sparsity", "amount")
+        label = "Pruned" if ratio is None else f"Pruned {_number_text(100 * ratio)} %"
+        structured = params.get("structured")
+        return f"{label} ({structured})" if isinstance(structured, str) and structured else label
+    if method == "quantize":
+        dtype = params.get("dtype")
+        bits = number("bits")
+        name = str(dtype) if isinstance(dtype, str) and dtype else (f"int{bits:g}" if bits is not None else "quantized")
+        name = name.capitalize() if name.startswith("int") else name.upper()
+        scheme = params.get("scheme")
+        return f"{name} ({scheme})" if isinstance(scheme, str) and scheme else name
+    if method == "distill":
+        target = number("target_mb")
+        layers = number("layers")
+        if target is not None:
+            return f"Distilled {_number_text(target)} MB"
+        return f"Distilled ({layers:g} layers)" if layers is not None else "Distilled"
+    return method.replace("_", " ").capitalize()
+
+
+def phrase(method: str, label: str, derived_label: str, model: str) -> str:
+    """The variant as the subject of a findings sentence: "Distilling tiny to 0.5 MB"."""
+    if label != derived_label or method not in ("prune", "quantize", "distill"):
+        return f"Replacing {model} by {label}"
+    detail = label.split(" ", 1)[1] if " " in label else ""
+    if method == "prune":
+        return f"Pruning {detail} of {model}'s weights" if detail.endswith("%") else f"Pruning {model} ({label})"
+    if method == "quantize":
+        return f"Quantizing {model} to {label[0].lower() + label[1:] if label.startswith('Int') else label}"
+    return f"Distilling {model} to {detail}" if detail.endswith("MB") else f"Distilling {model} ({label})"
+
+
+def parse_label_overrides(items: list[str] | None) -> dict[str, str]:
+    """`KEY=TEXT` options (from `--label` or a study's `[labels]`) as a dict; bad items are user errors."""
+    overrides: dict[str, str] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise UserError(f"--label {item!r}: write KEY=TEXT, e.g. --label prune='Pruned (50 %)'")
+        overrides[key.strip()] = text.strip()
+    return overrides
+
+
+def _natural(text: str) -> tuple:
+    """Sort key that orders "Pruned 5 %" before "Pruned 50 %" (numbers compared as numbers)."""
+    return tuple((0, float(part), "") if re.fullmatch(r"\d+(?:\.\d+)?", part) else (1, 0.0, part)
+                 for part in re.split(r"(\d+(?:\.\d+)?)", text) if part)
+
+
+def variant_table(logs: Logs, labels: dict[str, str] | None = None) -> pl.DataFrame:
+    """One row per variant: label, base model, manifest facts and clean performance.
+
+    `labels` overrides the derived label: a key matches a variant's model name, its short name
+    (the model name after its original's name, "original" for originals: the names a study
+    config gives its compressions), its compression method, or its derived label, most specific
+    first. A key that matches no variant becomes a note of the report (it is added to `logs.warnings`).
+    """
     records = logs.records
     seen = records.group_by(VARIANT_KEY, maintain_order=True).agg(
         pl.col("language").first(), pl.col("run").unique().alias("runs"))
@@ -60,11 +142,14 @@ def variant_table(logs: Logs) -> pl.DataFrame:
                          and _get(logs.manifests[r], "model", "name") in (None, row["model"])), None)
         model = _get(manifest, "model") or {}
         compression = _get(model, "compression")
-        method = compression.get("method") if isinstance(compression, dict) else None
+        method = str((compression.get("method") if isinstance(compression, dict) else None) or row["compression"])
         entry = {k: row[k] for k in VARIANT_KEY} | {
             "language": row["language"],
-            "is_original": (method or row["compression"]) == "none",
-            "label": compression_label(row["compression"], compression),
+            "is_original": method == "none",
+            "method": method,
+            "label": human_label(method, compression),
+            "derived_label": human_label(method, compression),
+            "configuration": configuration(row["compression"], compression),
             "fingerprint": _get(model, "fingerprint"),
             "parent": _get(compression, "parent") if isinstance(compression, dict) else None,
         }
@@ -77,7 +162,7 @@ def variant_table(logs: Logs) -> pl.DataFrame:
         rows.append(entry)
     table = pl.DataFrame(rows, infer_schema_length=None)
     table = _fill_clean_from_records(table, records)
-    return _match_originals(table)
+    return _match_originals(table, labels or {}, logs.warnings)
 
 
 def _fill_clean_from_records(table: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
@@ -103,7 +188,7 @@ def _fill_clean_from_records(table: pl.DataFrame, records: pl.DataFrame) -> pl.D
     return table.update(update, on=VARIANT_KEY, how="left")
 
 
-def _match_originals(table: pl.DataFrame) -> pl.DataFrame:
+def _match_originals(table: pl.DataFrame, overrides: dict[str, str], notes: list[str]) -> pl.DataFrame:
     rows = table.to_dicts()
     originals = [r for r in rows if r["is_original"]]
     for row in rows:
@@ -121,9 +206,45 @@ def _match_originals(table: pl.DataFrame) -> pl.DataFrame:
             row["base_model"], row["match"] = same[0]["model"], "only original of the dataset"
         else:
             row["base_model"], row["match"] = None, "unmatched"
+    for row in rows:
+        base = row["base_model"]
+        row["short_name"] = ("original" if row["is_original"] else
+                             row["model"][len(base) + 1:] if base and row["model"].startswith(f"{base}-") else row["model"])
+    notes.extend(_apply_overrides(rows, overrides))
     table = pl.DataFrame(rows, infer_schema_length=None)
-    # Two variants of one original with the same label (no manifests) get the model name added.
+    # Two variants of one original with the same label get the model name added.
     dup = pl.col("label").count().over(["dataset", "task", "base_model", "label"]) > 1
     table = table.with_columns(pl.when(dup).then(pl.format("{} ({})", "label", "model")).otherwise("label").alias("label"))
-    order = pl.col("is_original").not_()
-    return table.sort(["dataset", "task", "base_model", order, "label"], nulls_last=True)
+    return _with_order(table)
+
+
+def _apply_overrides(rows: list[dict[str, Any]], overrides: dict[str, str]) -> list[str]:
+    """Relabel the variants a key matches (most specific key first); notes on keys matching none."""
+    used = set()
+    for row in rows:
+        for key in (row["model"], row["short_name"], row["method"], row["label"]):
+            if key in overrides:
+                row["label"] = overrides[key]
+                used.add(key)
+                break
+    names = sorted({n for r in rows for n in (r["model"], r["short_name"], r["method"], r["derived_label"])})
+    return [f"--label {key}=…: no variant is called {key!r} (a key is a model name, a study's compression name, a "
+            f"method or a derived label: {', '.join(names)})" for key in sorted(set(overrides) - used)]
+
+
+def _with_order(table: pl.DataFrame) -> pl.DataFrame:
+    """Sort the variants and number their labels in the study's one fixed order (`order`): the
+    original first, then pruned, quantized, distilled and other variants, each by label."""
+    labels = table.select("label", "method").unique().to_dicts()
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    ordered = sorted(labels, key=lambda r: (rank.get(r["method"], len(METHOD_ORDER)), _natural(r["label"])))
+    order = {}
+    for r in ordered:
+        order.setdefault(r["label"], len(order))
+    table = table.with_columns(pl.col("label").replace_strict(order, return_dtype=pl.Int64).alias("order"))
+    return table.sort(["dataset", "task", "base_model", "order", "model"], nulls_last=True)
+
+
+def label_order(variants: pl.DataFrame) -> list[str]:
+    """Every variant label of the study in its fixed order (tables, figure colours and legends)."""
+    return variants.sort("order").select("label").unique(maintain_order=True)["label"].to_list()

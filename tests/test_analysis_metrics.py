@@ -11,7 +11,8 @@ from engine.logschema import FIELD_NAMES, validate_record
 
 from analysis.loading import LogWarning, load_logs
 from analysis.metrics import cell_metrics, prepare
-from analysis.tables import clean_table
+from analysis.report import analyse
+from analysis.tables import clean_full_table, clean_table
 from analysis.variants import variant_table
 
 
@@ -81,7 +82,8 @@ def test_metrics_on_a_hand_computed_example(tmp_path):
     # No manifest: clean metrics from the records (each example once, errors have no prediction).
     v = variants.row(0, named=True)
     assert v["accuracy"] == pytest.approx(5 / 6) and v["clean_source"] == "records (all 6 examples)"
-    cells = {c.key: cell for c, cell in zip(clean_table(variants).columns, clean_table(variants).rows[0])}
+    table = clean_table(analyse([tmp_path], resamples=0).inputs())
+    cells = {c.key: cell for c, cell in zip(table.columns, table.rows[0].cells)}
     assert cells["size_mb"].text == "n/a" and cells["latency_ms_batch1"].text == "n/a"
 
 
@@ -137,17 +139,17 @@ def test_parent_fingerprint_wins_over_names(tmp_path):
     variants = variant_table(load_logs([tmp_path]))
     row = variants.filter(pl.col("model") == "alpha-small").row(0, named=True)
     assert row["base_model"] == "beta" and row["match"] == "parent fingerprint"
-    assert row["label"] == "prune sparsity=0.5"
+    assert row["label"] == "Pruned 50 %" and row["configuration"] == "prune sparsity=0.5"
 
 
 def test_partial_manifest_shows_na_and_falls_back_to_records(tmp_path):
     write_run(tmp_path / "run", HAND, manifest={"schema_version": 1, "model": {"name": "m", "size_mb": 12.5}})
     variants = variant_table(load_logs([tmp_path]))
     row = variants.row(0, named=True)
-    assert row["size_mb"] == 12.5 and row["latency_ms_batch1"] is None and row["label"] == "none"
+    assert row["size_mb"] == 12.5 and row["latency_ms_batch1"] is None and row["label"] == "Original"
     assert row["clean_source"].startswith("records")
-    table = clean_table(variants)
-    cells = {c.key: cell.text for c, cell in zip(table.columns, table.rows[0])}
+    table = clean_full_table(analyse([tmp_path], resamples=0).inputs())
+    cells = {c.key: cell.text for c, cell in zip(table.columns, table.rows[0].cells)}
     assert cells["size_mb"] == "12.5" and cells["throughput_per_s"] == "n/a"
 
 
@@ -170,13 +172,13 @@ def test_engine_side_files_are_not_read_as_records(tmp_path):
     assert load_logs([tmp_path]).records.height == 3
 
 
-def test_compression_labels_name_what_was_done_not_where_it_came_from():
-    from analysis.variants import compression_label
+def test_configurations_name_what_was_done_not_where_it_came_from():
+    from analysis.variants import configuration
 
     block = {"method": "distill", "target_mb": 0.5, "temperature": 2.0, "parent": "ab12",
              "parent_path": "/runs/tiny", "parent_compression": "none", "report": {"epochs": 3}}
-    assert compression_label("distill", block) == "distill target_mb=0.5 temperature=2.0"
-    assert compression_label("none", None) == "none"
+    assert configuration("distill", block) == "distill target_mb=0.5 temperature=2.0"
+    assert configuration("none", None) == "none"
 
 
 def test_an_example_recorded_twice_is_a_clear_error(tmp_path):

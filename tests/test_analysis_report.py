@@ -53,32 +53,43 @@ def report(tmp_path_factory):
     return logs, out, run.stdout
 
 
+MAIN_TABLES = ("variants", "clean", "asr", "effort", "stats", "validity")
+APPENDIX_TABLES = ("clean-full", "robustness-full", "tests", "validity-full", "ranking")
+FIGURES = ("asr-size", "asr-heatmap", "robust-accuracy", "queries", "validity")
+
+
 def test_report_writes_every_format_without_torch(report):
     _, out, stdout = report
     assert (out / "report.html").is_file() and (out / "latex" / "report.tex").is_file()
-    for name in ("clean", "robustness-mhm", "robustness-alert", "validity", "stats", "ranking"):
+    for name in (*MAIN_TABLES, *APPENDIX_TABLES):
         assert (out / "csv" / f"{name}.csv").is_file() and (out / "md" / f"{name}.md").is_file()
         assert (out / "latex" / f"table-{name}.tex").is_file()
-    for figure in ("asr-heatmap", "size-pareto", "cd-asr", "queries", "validity"):
+    for name in ("findings", "measures", "report-appendix"):
+        assert (out / "latex" / f"{name}.tex").is_file()
+    for figure in FIGURES:
         for ext in ("pdf", "svg", "png"):
             assert (out / "figures" / f"{figure}.{ext}").stat().st_size > 0
-    assert b"/FontFile2" in (out / "figures" / "cd-asr.pdf").read_bytes()  # TrueType embedded, not Type 3
+    assert b"/FontFile2" in (out / "figures" / "asr-size.pdf").read_bytes()  # TrueType embedded, not Type 3
     assert "timings:" in stdout
+    if shutil.which("pdflatex"):  # `analysis report` compiles the PDF itself and says where it is
+        assert f"pdf: {out / 'latex' / 'report.pdf'}" in stdout and (out / "latex" / "report.pdf").stat().st_size > 10_000
 
 
-def test_markdown_robustness_table_shows_denominators_and_markers(report):
+def test_markdown_robustness_table_shows_attacks_as_column_groups_and_markers(report):
     _, out, _ = report
-    text = (out / "md" / "robustness-mhm.md").read_text()
-    assert "succ./att." in text and "Stars: McNemar" in text
-    rows = [line for line in text.splitlines() if line.startswith("| m\\_")]
-    assert len(rows) == 3 and all("/" in line for line in rows)
+    text = (out / "md" / "asr.md").read_text()
+    assert "| MHM ASR | MHM RA | ALERT ASR | ALERT RA |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "Pruned 50" in line]
+    assert len(rows) == 2 and any("\\*" in line for line in rows)  # the vulnerable prune: marked, escaped
+    summary = (out / "md" / "report.md").read_text()
+    assert summary.index("## Findings") < summary.index("### Robustness") < summary.index("## Appendix")
 
 
 def test_latex_escapes_and_compiles(report, tmp_path):
     _, out, _ = report
-    table = (out / "latex" / "table-clean.tex").read_text()
-    assert r"toy\_set \{50\%\} \& co \#1 \textasciitilde{}\textasciicircum{}\textbackslash{}\$" in table
-    assert r"\textless{}/script\textgreater{}" in table
+    table = (out / "latex" / "table-asr.tex").read_text()
+    assert r"m\_\textless{}/script\textgreater{}\textless{}script\textgreater{}alert(1)" in table
+    assert "resizebox" not in table and r"\small" in table
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex not installed (CI installs it in .ci/run: texlive-latex-base/-recommended/-fonts-recommended)")
     work = tmp_path / "latex"
@@ -109,7 +120,9 @@ def test_html_is_self_contained_and_inert(report):
     assert EVIL not in page
     assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page  # the model name and the programs, escaped
     assert page.count("<details") >= 3  # the gallery of side-by-side diffs
-    assert "<mark>" in page
+    assert '<mark class="old">' in page and '<mark class="new">' in page  # renamed identifiers, both sides
+    policy = next(attrs["content"] for tag, attrs in parser.tags if attrs.get("http-equiv") == "Content-Security-Policy")
+    assert "default-src 'none'" in policy and "unsafe-inline" not in policy and "style-src 'sha256-" in policy
 
 
 def test_stats_json_rows_carry_every_field(report, capsys):
@@ -123,7 +136,7 @@ def test_stats_json_rows_carry_every_field(report, capsys):
     tests = {r["test"] for r in rows}
     assert {"Cochran's Q", "McNemar (mid-p)", "Wilcoxon signed-rank", "Friedman"} <= tests
     pruned = [r for r in rows if r["outcome"] == "attack success" and r["kind"] == "vs original"
-              and "prune" in r["comparison"] and r["task"] == "defect"]
+              and r["variant"] == "Pruned 50 %" and r["task"] == "defect"]
     assert pruned and all(r["p_adj"] < 0.05 and r["effect"] > 0 for r in pruned)  # the injected vulnerability
     for r in rows:  # Bonferroni: p_adj = min(1, p * family size)
         if r["p_raw"] is not None:
@@ -145,7 +158,7 @@ def test_audit_lists_checks_reasons_and_worst(report, capsys):
     logs, _, _ = report
     assert main(["audit", "--logs", str(logs), "--worst", "3"]) == 0
     text = capsys.readouterr().out
-    assert "Compiles (%)" in text and "synthetic compiler error" in text and "failed checks" in text
+    assert "| Compiles |" in text and "synthetic compiler error" in text and "failed checks" in text
 
 
 def test_bad_input_is_a_one_line_error(tmp_path, capsys):

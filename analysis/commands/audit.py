@@ -23,16 +23,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_audit(args: argparse.Namespace) -> int:
     from analysis.render import markdown_table
     from analysis.report import json_safe
-    from analysis.tables import validity_table
+    from analysis.tables import validity_full_table
 
-    result = analyse_args(args).audit
+    analysis = analyse_args(args)
+    result = analysis.audit
     if args.json:
         payload = {"checks": result.checks.to_dicts(), "reasons": result.reasons.to_dicts(),
                    "worst": result.worst.drop("path").to_dicts()}
         json.dump(json_safe(payload), sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
-    print(markdown_table(validity_table(result.checks)))
+    table = validity_full_table(analysis.inputs())
+    if table is not None:
+        print(markdown_table(table))
     print("### Failures by reason\n")
     print("| attack | model | compression | reason | count | example |\n|:---|:---|:---|:---|---:|:---|")
     for r in result.reasons.iter_rows(named=True):
@@ -40,5 +43,5 @@ def run_audit(args: argparse.Namespace) -> int:
     print(f"\n### Worst examples (most failed checks, up to {args.worst})\n")
     for r in result.worst.iter_rows(named=True):
         print(f"- {r['example_id']} ({r['attack']}, {r['model']}, {r['label']}, seed {r['seed']}): "
-              f"{r['failed_checks']} failed checks; reasons: {r['validity_reasons']}")
+              f"{r['failed_checks']} failed checks; reasons: {'; '.join(r['validity_reasons'] or [])}")
     return 0

@@ -10,6 +10,9 @@ from analysis.stats import CORRECTIONS
 def add_log_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--logs", nargs="+", required=True, metavar="DIR",
                    help="log directories written by `engine attack` (*.jsonl read recursively, manifest.json per run)")
+    p.add_argument("--label", action="append", default=[], metavar="KEY=TEXT",
+                   help="name a variant TEXT in every table and figure; KEY is a model name, a study's compression "
+                        "name (original, prune, ...), a method or a derived label such as 'Pruned 50 %%' (repeatable)")
 
 
 def add_stats_options(p: argparse.ArgumentParser) -> None:
@@ -26,6 +29,7 @@ def add_stats_options(p: argparse.ArgumentParser) -> None:
 
 def analyse_args(args: argparse.Namespace):
     from analysis.report import analyse
+    from analysis.variants import parse_label_overrides
 
-    return analyse(args.logs, correction=args.correction, family_scheme=args.family, mcnemar=args.mcnemar,
+    return analyse(args.logs, labels=parse_label_overrides(args.label), correction=args.correction, family_scheme=args.family, mcnemar=args.mcnemar,
                    alpha=args.alpha, resamples=args.bootstrap, seed=args.seed, worst=getattr(args, "worst", 10))

@@ -13,13 +13,16 @@ FORMATS = ("latex", "html", "csv", "md")
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "report", help="write every table and figure (LaTeX, HTML, CSV, Markdown)",
-        description="Read attack logs and write the report: clean performance, robustness per attack, validity, "
-                    "statistical tests and ranking tables, figures, and (HTML) a gallery of adversarial examples.")
+        description="Read attack logs and write the report: findings in words, paper tables (variants, clean "
+                    "performance, robustness and attack effort per attack, paired tests, validity), figures, an "
+                    "appendix with every test and interval, and (HTML) a gallery of adversarial examples. With LaTeX "
+                    "and pdflatex installed, latex/report.pdf is compiled too.")
     add_log_options(p)
     p.add_argument("--format", default="latex,html,csv,md",
                    help="comma-separated formats among latex, html, csv, md (default: all)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (tables only)")
+    p.add_argument("--no-pdf", action="store_true", help="write the LaTeX sources only, do not run pdflatex")
     p.add_argument("--gallery", type=int, default=12, metavar="N", help="adversarial examples in the HTML gallery (default 12)")
     add_stats_options(p)
     p.set_defaults(run=run_report)
@@ -33,11 +36,15 @@ def run_report(args: argparse.Namespace) -> int:
     if unknown or not formats:
         raise UserError(f"--format {args.format!r}: choose among {', '.join(FORMATS)}")
     analysis = analyse_args(args)
-    written = write_report(analysis, args.out, formats, make_figures=not args.no_figures, gallery_size=args.gallery)
-    for note in analysis.notes():
+    written = write_report(analysis, args.out, formats, make_figures=not args.no_figures, gallery_size=args.gallery,
+                           pdf=not args.no_pdf)
+    for note in [*analysis.notes(), *analysis.report_notes]:
         print(f"note: {note}")
     for kind, paths in written.items():
-        print(f"{kind}: {len(paths)} files in {paths[0].parent if paths else args.out}")
+        if kind == "pdf":
+            print(f"pdf: {paths[0]}")
+        else:
+            print(f"{kind}: {len(paths)} files in {paths[0].parent if paths else args.out}")
     timing = ", ".join(f"{k} {v:.2f}s" for k, v in analysis.timings.items())
     print(f"{analysis.summary()}\ntimings: {timing}")
     return 0

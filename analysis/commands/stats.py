@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_stats(args: argparse.Namespace) -> int:
     from analysis.render import markdown_table
     from analysis.report import json_safe
-    from analysis.tables import ranking_table, stats_table
+    from analysis.tables import ranking_table, tests_full_table
 
     analysis = analyse_args(args)
     if args.json:
@@ -34,6 +34,8 @@ def run_stats(args: argparse.Namespace) -> int:
         json.dump(json_safe(payload), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        print(markdown_table(stats_table(analysis.comparisons)))
-        print(markdown_table(ranking_table(analysis.comparisons)))
+        inputs = analysis.inputs()
+        for table in (tests_full_table(inputs), ranking_table(inputs)):
+            if table is not None:
+                print(markdown_table(table))
     return 0

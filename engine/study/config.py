@@ -31,6 +31,7 @@ RECIPES = ("mhm", "mhm-ns", "alert", "wir-random", "coda", "random")
 NATURAL_RECIPES = frozenset({"alert", "mhm-ns"})
 METHODS = ("prune", "quantize", "distill")
 REPORT_FORMATS = ("latex", "html", "csv", "md")
+LABELS = "labels"  # the free-form [labels] section: variant name -> how the report names it
 MLM_PRETRAIN = "pretrain"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _REQUIRED = object()
@@ -183,6 +184,7 @@ class StudyConfig:
     substitutes: StageSpec
     attacks: list[StageSpec]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # [labels]: variant name -> text in the report
 
     def attack_needs_substitutes(self, attack: StageSpec) -> bool:
         wanted = attack.values["substitutes"]
@@ -233,9 +235,9 @@ def load_config(path: str | Path, options: OptionSource = cli_options) -> StudyC
 
 
 def parse_config(raw: dict[str, Any], path: Path, options: OptionSource = cli_options) -> StudyConfig:
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(SECTIONS) - {LABELS})
     if unknown:
-        raise StudyConfigError(f"{path}: unknown section [{unknown[0]}]; sections are {', '.join(SECTIONS)}")
+        raise StudyConfigError(f"{path}: unknown section [{unknown[0]}]; sections are {', '.join([*SECTIONS, LABELS])}")
     for required in ("study", "datasets", "models", "attacks"):
         if required not in raw:
             raise StudyConfigError(f"{path}: the [{'[' if SECTIONS[required].array else ''}{required}"
@@ -273,7 +275,25 @@ def parse_config(raw: dict[str, Any], path: Path, options: OptionSource = cli_op
         include_original=study["include_original"], report=study["report"], datasets=datasets, models=models,
         compressions=compressions, mlm=mlm, substitutes=substitutes, attacks=attacks, raw=raw)
     _check_study(config, reader)
+    config.labels = _labels(path, raw.get(LABELS, {}), config)
     return config
+
+
+def _labels(path: Path, raw: Any, config: StudyConfig) -> dict[str, str]:
+    """[labels]: how the report names variants, e.g. `int8 = "Int8 (dynamic)"`, passed on as
+    `analysis report --label KEY=TEXT`. A key is "original", a compression or model name, or
+    MODEL-COMPRESSION for one model's variant."""
+    if not isinstance(raw, dict):
+        raise StudyConfigError(f"{path}: [labels] must be a table of name = \"text\" entries, got {_toml_type(raw)}")
+    originals = {"original", *(m.name for m in config.models)} if config.include_original else set()
+    names = {*originals, *(c.name for c in config.compressions),
+             *(f"{m.name}-{c.name}" for m in config.models for c in config.compressions)}
+    for key, text in raw.items():
+        if key not in names:
+            raise StudyConfigError(f"{path}: [labels]: {key!r} names no variant; use one of {', '.join(sorted(names))}")
+        if not isinstance(text, str) or not text.strip():
+            raise StudyConfigError(f"{path}: [labels]: {key} = {text!r} should be a non-empty string")
+    return {key: text.strip() for key, text in raw.items()}
 
 
 def _dataset(reader: _Reader, where: str, values: dict[str, Any]) -> DatasetSpec:

@@ -142,8 +142,11 @@ def expand(config: StudyConfig) -> Plan:
                                            "recipe": attack.values["recipe"], "seed": seed})
                         attack_cells.append(cell.name)
     if config.report and attack_cells:
-        add("report", [], {"formats": sorted(config.report), "study": config.name,
-                           "attacks": sorted(cells[name].key for name in attack_cells)},
+        hashed = {"formats": sorted(config.report), "study": config.name,
+                  "attacks": sorted(cells[name].key for name in attack_cells)}
+        if config.labels:  # only when set, so that studies without labels keep their report key
+            hashed["labels"] = dict(sorted(config.labels.items()))
+        add("report", [], hashed,
             attack_cells, {}, {"formats": list(config.report)})
     return Plan(config.name, cells)
 

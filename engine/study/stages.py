@@ -123,6 +123,8 @@ def report_call(cell: Cell, plan: Plan, logs: list[str] | None = None) -> StageC
     if logs is None:
         logs = [f"{ROOT}/{plan.cells[d].output}" for d in cell.deps]
     argv = ["report", "--logs", *logs, "--format", ",".join(cell.meta["formats"]), "--out", f"{ROOT}/{cell.output}"]
+    for key, text in cell.config.get("labels", {}).items():  # the study's [labels]
+        argv += ["--label", f"{key}={text}"]
     return StageCall("analysis", tuple(argv))
 
 

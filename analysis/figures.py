@@ -36,7 +36,7 @@ RC = {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "path", "font.size"
       "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7, "legend.fontsize": 7,
       "axes.spines.top": False, "axes.spines.right": False, "axes.linewidth": 0.6,
       "xtick.major.width": 0.6, "ytick.major.width": 0.6, "grid.linewidth": 0.4, "grid.color": "#d9d9d9",
-      "legend.frameon": False, "savefig.dpi": 200,
+      "legend.frameon": False, "savefig.dpi": 150,
       "text.parse_math": False}  # a "$" in a model name is text, not mathtext
 ORIGINAL_COLOUR = "#000000"
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]  # Okabe-Ito
@@ -71,7 +71,7 @@ class Style:
         return MARKERS[self.labels.index(label) % len(MARKERS)]
 
     def handles(self, labels: list[str]) -> list[Line2D]:
-        return [Line2D([], [], ls="none", marker=self.marker(lab), color=self.colour(lab), markersize=5, label=lab)
+        return [Line2D([], [], ls="none", marker=self.marker(lab), color=self.colour(lab), markersize=5, label=short(lab))
                 for lab in labels]
 
 
@@ -105,6 +105,14 @@ def _legend(fig: Figure, style: Style, labels: list[str], width: float) -> None:
     columns = max(1, min(len(labels), 4 if width > SINGLE_IN else 2))
     fig.legend(handles=style.handles(labels), loc="outside upper center", ncol=columns, handletextpad=0.3,
                columnspacing=1.2)
+
+
+LABEL_CHARS = 30
+
+
+def short(text: str, limit: int = LABEL_CHARS) -> str:
+    """A label cut to `limit` characters with an ellipsis: a long model name must not squeeze the plot away."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _number_format(value: float, _position=None) -> str:
@@ -160,7 +168,7 @@ def asr_size(inputs: Inputs, style: Style) -> Built | None:
         ax.set_xlim(low / 1.25, high * 1.25)
         ax.set_ylim(0, top)
         ax.grid(True, axis="y")
-        ax.set_title(attack_name(attack))
+        ax.set_title(short(attack_name(attack), 20))
         if k % 2 == 0:
             ax.set_ylabel("ASR (%)")
         if k >= len(attacks) - (2 if len(attacks) > 1 else 1):
@@ -177,11 +185,11 @@ def asr_heatmap(inputs: Inputs, style: Style) -> Built | None:
     if inputs.metrics.height == 0:
         return None
     labels = _present(inputs, inputs.metrics)
-    rows = [" · ".join(inputs.title(*g)) for g in inputs.groups]
+    rows = [short(" · ".join(inputs.title(*g))) for g in inputs.groups]
     keys = {g: i for i, g in enumerate(inputs.groups)}
     attacks = inputs.attacks
     cols = len(attacks)
-    label_in = 0.065 * max(len(lab) for lab in labels)  # rotated x tick labels, 7 pt
+    label_in = 0.065 * max(len(short(lab)) for lab in labels)  # rotated x tick labels, 7 pt
     fig = Figure(figsize=(DOUBLE_IN if cols * len(labels) > 6 else SINGLE_IN, 0.5 + label_in + 0.27 * len(rows)),
                  layout="constrained")
     axes = fig.subplots(1, cols, squeeze=False, sharey=True).ravel().tolist()
@@ -197,12 +205,12 @@ def asr_heatmap(inputs: Inputs, style: Style) -> Built | None:
             if not np.isnan(value):
                 ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7,
                         color="black" if value > 55 else "white")
-        ax.set_xticks(range(len(labels)), labels, rotation=90)
+        ax.set_xticks(range(len(labels)), [short(lab) for lab in labels], rotation=90)
         ax.set_yticks(range(len(rows)), rows)
         ax.tick_params(length=0)
         for spine in ax.spines.values():
             spine.set_visible(False)
-        ax.set_title(attack_name(attack))
+        ax.set_title(short(attack_name(attack), 20))
     colorbar = fig.colorbar(image, ax=axes, label="ASR (%)", fraction=0.05, pad=0.02, aspect=max(5, 3 * len(rows)))
     colorbar.set_ticks([0, 50, 100])
     caption = "Attack success rate (%) of each model (rows) and variant (columns), one panel per attack; blank: nothing attacked."
@@ -217,7 +225,7 @@ def _dot_panels(inputs: Inputs, style: Style, column: str, scale: float, xlabel:
         return None
     attacks = [a for a in inputs.attacks if a in set(data["attack"].to_list())]
     labels = _present(inputs, data)
-    rows = [" · ".join(inputs.title(*g)) for g in inputs.groups]
+    rows = [short(" · ".join(inputs.title(*g))) for g in inputs.groups]
     keys = {g: i for i, g in enumerate(inputs.groups)}
     width = SINGLE_IN if len(attacks) == 1 else DOUBLE_IN
     fig = Figure(figsize=(width, 1.0 + len(rows) * (0.08 + 0.085 * len(labels))), layout="constrained")
@@ -246,7 +254,7 @@ def _dot_panels(inputs: Inputs, style: Style, column: str, scale: float, xlabel:
             ax.set_xlim(*xlim)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
         ax.grid(True, axis="x")
-        ax.set_title(attack_name(attack))
+        ax.set_title(short(attack_name(attack), 20))
         ax.set_xlabel(xlabel if len(attacks) == 1 else "")
     if len(attacks) > 1:
         fig.supxlabel(xlabel, fontsize=8)
@@ -297,12 +305,12 @@ def validity(inputs: Inputs, style: Style) -> Built | None:
         xs = [i + (j - (len(labels) - 1) / 2) * bar for i, a in enumerate(attacks) if (a, label) in values]
         ys = [values[(a, label)] for a in attacks if (a, label) in values]
         ax.bar(xs, ys, bar * 0.9, color=style.colour(label), label=label)
-    ax.set_xticks(range(len(attacks)), [attack_name(a) for a in attacks])
+    ax.set_xticks(range(len(attacks)), [short(attack_name(a), 14) for a in attacks])
     ax.set_ylim(0, 100)
     ax.set_ylabel("Valid successes (%)")
     ax.grid(True, axis="y")
     ax.set_axisbelow(True)
-    fig.legend(handles=[Patch(color=style.colour(lab), label=lab) for lab in labels],
+    fig.legend(handles=[Patch(color=style.colour(lab), label=short(lab)) for lab in labels],
                loc="outside upper center", ncol=min(len(labels), 4 if width > SINGLE_IN else 2))
     caption = ("Share of successful adversarial examples that passed every validity check that ran, per attack and "
                "variant (models pooled).")

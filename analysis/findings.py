@@ -124,9 +124,9 @@ def measures(inputs: Inputs) -> list[tuple[str, str]]:
     interval = ("Wilson 95 % intervals" if seeds <= 1 else
                 "95 % cluster-bootstrap intervals over examples (several seeds)")
     return [
-        ("ASR", "attack success rate: successful attacks / attacked examples (originally correct, with at least one "
+        ("ASR", "attack success rate, successful attacks / attacked examples (originally correct, with at least one "
                 "renameable identifier), in %."),
-        ("RA", "robust accuracy: examples still classified correctly after the attack / all examples, in %; records "
+        ("RA", "robust accuracy, examples still classified correctly after the attack / all examples, in %; records "
                "whose attack failed with an error are left out of every rate."),
         ("Valid", "a successful adversarial example is valid when no check that ran failed: it parses, is "
                   "alpha-equivalent to the original (structure edits exempt), compiles and passes its tests."),

@@ -128,9 +128,37 @@ def display(table: Table) -> list[dict[str, Any]]:
             same = not column.repeat and j < len(previous) and previous[j] == cell.text
             texts.append("" if same else cell.text)
         previous = [c.text for c in row.cells]
+        block = next((c.text for c, col in zip(row.cells, table.columns) if not col.repeat), None)
         lines.append({"cells": [{"text": t, "bold": c.bold and bool(t), "marker": c.marker, "align": col.align}
-                                for t, c, col in zip(texts, row.cells, table.columns)]})
+                                for t, c, col in zip(texts, row.cells, table.columns)],
+                      "group": row.group, "block": (row.group, block)})
     return lines
+
+
+BLOCK_ROWS = 18  # a row group longer than this may break across pages between its blocks
+
+
+def _breaks(lines: list[dict[str, Any]]) -> list[bool]:
+    """Whether a long table may break to the next page after each line: never after a heading;
+    between row groups; inside a row group longer than `BLOCK_ROWS` where a new block (e.g. the
+    next attack) starts; inside a block only when the block itself is that long. So a page does
+    not begin with a stray row cut off from its kind unless the kind fills pages."""
+    sizes: dict[tuple, int] = {}
+    for line in lines:
+        if "cells" in line:
+            for key in (line["group"], line["block"]):
+                sizes[key] = sizes.get(key, 0) + 1
+    allowed = []
+    for line, following in zip(lines, [*lines[1:], None]):
+        if "heading" in line or following is None:
+            allowed.append(following is None)
+        elif "heading" in following or following["group"] != line["group"]:
+            allowed.append(True)
+        elif following["block"] != line["block"]:
+            allowed.append(sizes[line["group"]] > BLOCK_ROWS)
+        else:
+            allowed.append(sizes[line["block"]] > BLOCK_ROWS)
+    return allowed
 
 
 # --------------------------------------------------------------------------- LaTeX layout
@@ -328,15 +356,15 @@ def _latex_body(part: LatexPart) -> str:
     n = len(table.columns)
     header = _header_tex(table)
     rows = []
-    first = True
-    for line in display(table):
+    lines = display(table)
+    for i, (line, may_break) in enumerate(zip(lines, _breaks(lines))):
+        end = r" \\" if may_break or not part.long else r" \\*"
         if "heading" in line:
-            if not first:
+            if i:
                 rows.append(r"\midrule")
-            rows.append(rf"\multicolumn{{{n}}}{{@{{}}l}}{{\textit{{{tex_escape(line['heading'])}}}}} \\")
+            rows.append(rf"\multicolumn{{{n}}}{{@{{}}l}}{{\textit{{{tex_escape(line['heading'])}}}}}" + end)
         else:
-            rows.append(" & ".join(_cell_tex(c) for c in line["cells"]) + r" \\")
-        first = False
+            rows.append(" & ".join(_cell_tex(c) for c in line["cells"]) + end)
     caption = tex_escape(part.caption)
     spec = _spec(part)
     size = rf"\small\setlength{{\tabcolsep}}{{{tw.TABCOLSEP_PT:g}pt}}"

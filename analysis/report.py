@@ -37,6 +37,8 @@ from analysis.variants import variant_table
 
 FORMATS = ("latex", "html", "csv", "md")
 TITLE = "Robustness of compressed models of code"
+# Written into report.html and report.tex: says which report layout made a file (tests rebuild older ones).
+GENERATOR = "code-robustness-toolkit analysis report, layout 2"
 
 
 @dataclass
@@ -254,7 +256,7 @@ def _write_latex(analysis: Analysis, inputs: Inputs, tables: list[Table], found:
     (folder / "report-appendix.tex").write_text(env.get_template("appendix.tex.j2").render(
         parts=sections["appendix"]), encoding="utf-8")
     report = env.get_template("report.tex.j2").render(
-        title=TITLE, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d"), summary=analysis.summary(),
+        title=TITLE, generator=GENERATOR, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d"), summary=analysis.summary(),
         notes=analysis.notes(), parts=sections["main"], appendix=bool(sections["appendix"]),
         figures=[{"name": slug(f.name), "pdf": Tex(f.paths["pdf"].name), "caption": f.caption} for f in figure_files],
         versions=versions())
@@ -283,7 +285,8 @@ def _render_html(analysis: Analysis, inputs: Inputs, tables: list[Table], found:
             "changed lines are shaded.")
     digest = base64.b64encode(hashlib.sha256(CSS.encode("utf-8")).digest()).decode("ascii")
     return html_environment().get_template("report.html.j2").render(
-        title=TITLE, summary=analysis.summary(), notes=analysis.notes(), css=markupsafe.Markup(CSS), css_hash=digest,
+        title=TITLE, generator=GENERATOR, summary=analysis.summary(), notes=analysis.notes(), css=markupsafe.Markup(CSS),
+        css_hash=digest,
         findings=[{"text": f.text, "ref": f"tab-{slug(f.ref)}" if f.ref else None, "ref_title": titles.get(f.ref, "")}
                   for f in found],
         measures=measures(inputs), main=[v for v in views if v["table"].section == "main"],

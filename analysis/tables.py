@@ -224,7 +224,7 @@ def paper_table(section: str) -> Callable[[Builder], Builder]:
 def build_tables(inputs: Inputs) -> list[Table]:
     """Every registered table (builders that have nothing to show return None)."""
     tables: list[Table] = []
-    for section, builder in REGISTRY:
+    for section, builder in sorted(REGISTRY, key=lambda item: SECTIONS.index(item[0])):  # stable: main first
         made = builder(inputs)
         for table in made if isinstance(made, list) else [made] if made is not None else []:
             table.section = section

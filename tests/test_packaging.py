@@ -35,7 +35,7 @@ def wheel_names(tmp_path_factory) -> set[str]:
 def test_the_wheel_ships_the_study_presets_and_report_templates(wheel_names):
     for preset in sorted((ROOT / "engine" / "study" / "presets").glob("*.toml")):
         assert f"engine/study/presets/{preset.name}" in wheel_names
-    for template in sorted((ROOT / "report_templates").glob("*.j2")):
+    for template in sorted([*(ROOT / "report_templates").glob("*.j2"), *(ROOT / "report_templates").glob("*.css")]):
         assert f"report_templates/{template.name}" in wheel_names
     assert "engine/cli.py" in wheel_names and "analysis/cli.py" in wheel_names
     assert not any(name.startswith(("tests/", "bench/", "data/")) for name in wheel_names)

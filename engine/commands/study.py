@@ -156,7 +156,10 @@ def plan_table(plan, root: Path, estimator, selected: set[str], cell_state, form
 
 
 def report_files(folder: Path, formats: list[str]) -> list[Path]:
-    """The report's entry points that exist: latex/report.tex, report.html, the CSV and Markdown folders."""
+    """The report's entry points that exist: latex/report.tex, report.html, the CSV and Markdown
+    folders, and latex/report.pdf (compiled by `analysis report` when pdflatex is installed)."""
     candidates = {"latex": folder / "latex" / "report.tex", "html": folder / "report.html",
                   "csv": folder / "csv", "md": folder / "md"}
-    return [candidates[fmt] for fmt in formats if fmt in candidates and candidates[fmt].exists()]
+    found = [candidates[fmt] for fmt in formats if fmt in candidates and candidates[fmt].exists()]
+    pdf = folder / "latex" / "report.pdf"
+    return found + ([pdf] if "latex" in formats and pdf.exists() else [])

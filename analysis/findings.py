@@ -28,11 +28,13 @@ class Finding:
     rows: list[int] = field(default_factory=list)  # their row indices in that table
 
 
-def _subject(r: dict[str, Any], inputs: Inputs) -> tuple[str, str]:
+def _subject(r: dict[str, Any], inputs: Inputs) -> str:
+    """"Distilling tiny to 0.5 MB", led by "On authorship, " when the study has several tasks."""
     v = r["variant"]
-    where = inputs.title(*r["group"])[0]
-    several = len({g[:2] for g in inputs.groups}) > 1
-    return phrase(v["method"], v["label"], v["derived_label"], v["base_model"] or v["model"]), (f" on {where}" if several else "")
+    subject = phrase(v["method"], v["label"], v["derived_label"], v["base_model"] or v["model"])
+    if len({g[:2] for g in inputs.groups}) > 1:
+        return f"On {inputs.title(*r['group'])[0]}, {subject[0].lower()}{subject[1:]}"
+    return subject
 
 
 def _p_words(p_adj: str, correction: str) -> str:
@@ -61,11 +63,11 @@ def findings(inputs: Inputs, tables: list[Table]) -> list[Finding]:
     significant.sort(key=lambda item: -abs(item[1]["test"]["effect"]))
     for i, r in significant[:MAX_SENTENCES]:
         cells = {k: c.text for k, c in comparison_cells(r["test"]).items()}
-        subject, where = _subject(r, inputs)
+        subject = _subject(r, inputs)
         verb = "raised" if r["test"]["effect"] > 0 else "lowered"
         magnitude = f", {cells['magnitude']}" if cells["magnitude"] != UNDEFINED else ""
         out.append(Finding("significant", (
-            f"{subject} {verb} {attack_name(r['attack'])}'s success rate{where} on the {cells['n']} examples both "
+            f"{subject} {verb} {attack_name(r['attack'])}'s success rate on the {cells['n']} examples both "
             f"attacked from {cells['original']} % to "
             f"{cells['variant']} % ({cells['delta']} pp, 95 % CI {cells['ci']}, {test_name}, "
             f"{_p_words(cells['p_adj'], comparisons.correction)}, Cohen's h = {cells['h']}{magnitude})."), "stats", [i]))
@@ -77,11 +79,11 @@ def findings(inputs: Inputs, tables: list[Table]) -> list[Finding]:
     if nulls:
         i, r = min(nulls, key=lambda item: max(abs(item[1]["test"]["effect_low"]), abs(item[1]["test"]["effect_high"])))
         cells = {k: c.text for k, c in comparison_cells(r["test"]).items()}
-        subject, where = _subject(r, inputs)
+        subject = _subject(r, inputs)
         subject = subject[0].lower() + subject[1:]
-        change = (f"left {attack_name(r['attack'])}'s success rate{where} on the {cells['n']} examples both attacked "
+        change = (f"left {attack_name(r['attack'])}'s success rate on the {cells['n']} examples both attacked "
                   f"at {cells['original']} %" if cells["original"] == cells["variant"] else
-                  f"changed {attack_name(r['attack'])}'s success rate{where} on the {cells['n']} examples both "
+                  f"changed {attack_name(r['attack'])}'s success rate on the {cells['n']} examples both "
                   f"attacked from {cells['original']} % to {cells['variant']} %")
         out.append(Finding("null", (
             f"The clearest null result: {subject} {change} ({cells['delta']} pp, 95 % CI {cells['ci']}, "

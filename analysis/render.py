@@ -227,19 +227,21 @@ MIN_WRAP_EM = 4.0
 
 def _fit_wraps(table: Table, width: float) -> Table:
     """Widths of the wrapped columns for a table `width` wide: each column's unwrapped width when
-    all fit, else the free room shared in proportion to those widths (at least `MIN_WRAP_EM`)."""
+    all fit; else the free room shared max-min fairly (the narrowest columns get their whole
+    width, so short texts stay on one line, and the longest wrap), at least `MIN_WRAP_EM`."""
     wraps = [j for j, c in enumerate(table.columns) if c.wrap]
     if not wraps:
         return table
     natural = _natural(table)
     fixed = table_width(replace(table, columns=[replace(c, wrap=0.01) if c.wrap else c for c in table.columns]))
-    free = width - fixed - 2.0 - len(wraps)  # room for rounding each width up to 0.1 em
-    wanted = sum(natural[j] for j in wraps)
-    scale = min(1.0, max(0.0, free) / wanted) if wanted > 0 else 1.0
+    free = max(0.0, width - fixed - 2.0 - len(wraps))  # room for rounding each width up to 0.1 em
     columns = list(table.columns)
-    for j in wraps:
-        ems = natural[j] / tw.SMALL_PT
-        columns[j] = replace(columns[j], wrap=math.ceil(max(min(ems, MIN_WRAP_EM), ems * scale) * 10) / 10)
+    ordered = sorted(wraps, key=lambda j: natural[j])
+    for k, j in enumerate(ordered):
+        share = free / (len(ordered) - k)
+        given = max(min(natural[j], share), min(natural[j], MIN_WRAP_EM * tw.SMALL_PT))
+        free -= given
+        columns[j] = replace(columns[j], wrap=math.ceil(given / tw.SMALL_PT * 10) / 10)
     return replace(table, columns=columns)
 
 
@@ -391,7 +393,8 @@ def latex_table(part: LatexPart, env: jinja2.Environment | None = None) -> str:
 # --------------------------------------------------------------------------- Markdown and CSV
 
 
-def _md(text: str) -> str:
+def md_escape(text: str) -> str:
+    """Markdown text that shows exactly `text` (no emphasis from a "*" mark, no table cell from a "|")."""
     return re.sub(r"([\\`*_|<>\[\]])", r"\\\1", text)
 
 
@@ -402,7 +405,7 @@ def markdown_table(table: Table) -> str:
     if grouped:
         headers = [" · ".join(table.group_headers) or "Group", *headers]
     align = ([":---"] if grouped else []) + ["---:" if c.align == "r" else ":---" for c in table.columns]
-    lines = ["| " + " | ".join(_md(h) for h in headers) + " |", "|" + "|".join(align) + "|"]
+    lines = ["| " + " | ".join(md_escape(h) for h in headers) + " |", "|" + "|".join(align) + "|"]
     heading = ""
     for line in display(table):
         if "heading" in line:
@@ -410,11 +413,11 @@ def markdown_table(table: Table) -> str:
             continue
         cells = []
         for c in line["cells"]:
-            value = _md(c["text"]) + (_md(c["marker"]) if c["marker"] and c["text"] else "")
+            value = md_escape(c["text"]) + (md_escape(c["marker"]) if c["marker"] and c["text"] else "")
             cells.append(f"**{value}**" if c["bold"] and value else value)
-        lines.append("| " + " | ".join(([_md(heading)] if grouped else []) + cells) + " |")
+        lines.append("| " + " | ".join(([md_escape(heading)] if grouped else []) + cells) + " |")
         heading = ""
-    return f"### {_md(table.title)}\n\n{_md(table.caption)}\n\n" + "\n".join(lines) + "\n"
+    return f"### {md_escape(table.title)}\n\n{md_escape(table.caption)}\n\n" + "\n".join(lines) + "\n"
 
 
 def write_csv(table: Table, path: Path) -> None:

@@ -31,7 +31,7 @@ from analysis.loading import Logs, load_logs
 from analysis.metrics import cell_metrics, prepare
 from analysis.pdf import compile_pdf
 from analysis.render import (Tex, display, header_groups, html_environment, latex_environment, latex_parts, latex_table,
-                             markdown_table, side_by_side, slug, tex_escape, write_csv)
+                             markdown_table, md_escape, side_by_side, slug, tex_escape, write_csv)
 from analysis.tables import Inputs, Table, attack_name, build_tables
 from analysis.variants import variant_table
 
@@ -222,9 +222,10 @@ def _write_markdown(analysis: Analysis, tables: list[Table], found: list[Finding
     folder.mkdir(parents=True, exist_ok=True)
     for table in tables:
         (folder / f"{slug(table.name)}.md").write_text(markdown_table(table), encoding="utf-8")
-    lines = [f"# {TITLE}", "", analysis.summary(), "", "## Findings", ""]
-    lines += [f"- {f.text}" for f in found]
-    lines += ["", "## Measures", ""] + [f"- **{term}**: {text}" for term, text in measures(analysis.inputs())] + [""]
+    lines = [f"# {TITLE}", "", md_escape(analysis.summary()), "", "## Findings", ""]
+    lines += [f"- {md_escape(f.text)}" for f in found]
+    lines += ["", "## Measures", ""] + [f"- **{md_escape(term)}**: {md_escape(text)}" for term, text in measures(analysis.inputs())]
+    lines += [""]
     lines += [markdown_table(t) for t in tables if t.section == "main"]
     lines += ["## Appendix", ""] + [f"- [{t.title}]({slug(t.name)}.md)" for t in tables if t.section == "appendix"]
     (folder / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

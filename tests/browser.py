@@ -25,6 +25,14 @@ for (const table of document.querySelectorAll('table')) {
                    room: parent.clientWidth, right: box.right, parentRight: inner,
                    hidden: box.width === 0});
 }
+out.sticky = [];
+for (const box of document.querySelectorAll('.table-box.long')) {
+  if (box.scrollHeight <= box.clientHeight) continue;
+  box.scrollTop = box.scrollHeight / 2;
+  const head = box.querySelector('thead').getBoundingClientRect().top;
+  out.sticky.push({table: box.dataset.table, offset: head - box.getBoundingClientRect().top});
+  box.scrollTop = 0;
+}
 return out;
 """
 

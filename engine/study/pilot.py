@@ -1,0 +1,204 @@
+"""Pilots: a few examples of every attack cell, run first to measure what the study will cost.
+
+`engine study --pilot N` runs the study's own grid with every attack cell cut to a
+label-stratified sample of N examples (`examples_per_cell = N`), on victims trained briefly:
+a train, distill or masked-LM cell whose real counterpart is not done yet runs for
+`PILOT_EPOCHS` epoch(s) instead of its configured number; one that is done is used as it is (so
+train the real victims first, `--only train,compress`, and the pilot attacks them). Pilot cells
+are ordinary cells in the study's folder (`cells/`), keyed by their configuration like any
+other, so a second `--pilot N` finds them done and a study whose `examples_per_cell` equals N
+reuses the pilot's attack cells outright.
+
+Afterwards `summarize` reads the pilot's records and markers into `pilot.json` in the study
+folder: per attack cell the mean and spread of queries and forward passes per example, and
+the seconds per forward pass and per example measured on real inputs; per shortened cell its
+seconds and epochs. `PilotBook` serves those figures to the estimator, matched by cell name
+(the same grid) or else by recipe × task × victim shape × budget (another study).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.study.config import MLM_PRETRAIN, StageSpec, StudyConfig
+from engine.study.plan import Cell, Plan, config_key, expand, is_done, read_marker
+
+PILOT_FILE = "pilot.json"
+PILOT_EPOCHS = 1
+FORMAT = 1
+RECORDS = "records.jsonl"
+SCALED_KINDS = {"train": "epochs", "mlm": "epochs"}  # compress: distill only (below)
+
+
+def pilot_config(config: StudyConfig, examples: int) -> StudyConfig:
+    """The study with N examples per attack cell, trained for PILOT_EPOCHS epoch(s), without a report."""
+    def short(spec: StageSpec) -> StageSpec:
+        return StageSpec(spec.name, spec.values, {**spec.options, "epochs": PILOT_EPOCHS})
+
+    compressions = [short(c) if c.values["method"] == "distill" else c for c in config.compressions]
+    mlm = short(config.mlm) if config.mlm.values["source"] == MLM_PRETRAIN else config.mlm
+    return dataclasses.replace(config, models=[short(m) for m in config.models], compressions=compressions, mlm=mlm,
+                               report=[], examples_per_cell=examples)
+
+
+def pilot_plan(config: StudyConfig, full: Plan, root: Path, examples: int) -> Plan:
+    """The pilot's cells; model cells of the real study that are done replace their short versions."""
+    short = expand(pilot_config(config, examples))
+    cells: dict[str, Cell] = {}
+    for name, cell in short.cells.items():
+        real = full.cells.get(name)
+        if real is not None and _reusable(real, cells, full, root):
+            cells[name] = real
+            continue
+        key = config_key(cell.kind, cell.config, [cells[d].key for d in cell.deps])
+        cells[name] = dataclasses.replace(cell, key=key, meta={**cell.meta, "pilot": True})
+    return Plan(short.study, cells)
+
+
+def _reusable(real: Cell, chosen: dict[str, Cell], full: Plan, root: Path) -> bool:
+    """A real cell the pilot can use: done, and built on the very cells the pilot uses (not on short ones)."""
+    if real.kind not in ("train", "compress", "mlm", "substitutes") or not is_done(root, real):
+        return False
+    if real.kind == "substitutes" and real.config.get("sample"):
+        return False  # a sample may miss the pilot's examples
+    return all(d in chosen and chosen[d].key == full.cells[d].key for d in real.deps)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def summarize(plan: Plan, root: Path, estimator, machine: str, device: str) -> dict[str, Any]:
+    """Read the pilot's finished cells into `root/pilot.json` (see the module docstring); returns it."""
+    attacks, stages = [], []
+    for cell in plan.cells.values():
+        if not is_done(root, cell):
+            continue
+        if cell.kind == "attack":
+            records = _read_records(root / cell.output / RECORDS)
+            if not records:
+                continue
+            shape, _ = estimator.victim_shape(plan.cells[cell.deps[0]])
+            attacks.append({"name": cell.name, "recipe": cell.config["recipe"],
+                            "task": estimator.task(cell.config["dataset"]), "shape": shape.shape.key,
+                            "int8": shape.int8, "budget": cell.config["budget"], **attack_figures(records)})
+        elif cell.meta.get("pilot") and (cell.kind in SCALED_KINDS or cell.config.get("method") == "distill"):
+            marker = read_marker(root, cell) or {}
+            if isinstance(marker.get("seconds"), (int, float)):
+                stages.append({"name": cell.name, "kind": cell.kind, "seconds": marker["seconds"],
+                               "epochs": cell.config["options"].get("epochs")})
+    summary = {"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "machine": machine, "device": device, "attacks": attacks, "stages": stages}
+    path = root / PILOT_FILE
+    temporary = path.with_name(f"{PILOT_FILE}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    return summary
+
+
+def attack_figures(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-example means and spreads of one cell's records, and its time per forward pass."""
+    queries = [float(r.get("queries") or 0) for r in records]
+    passes = [float(r.get("forward_passes") or 0) for r in records]
+    victim = sum(float(r.get("victim_time_s") or 0) for r in records)
+    wall = sum(float(r.get("wall_time_s") or 0) for r in records)
+    statuses = [r.get("status") for r in records]
+    return {"examples": len(records), "attacked": sum(s in ("success", "failed") for s in statuses),
+            "successes": statuses.count("success"), "errors": statuses.count("error"),
+            "queries": _mean_sd(queries), "forward_passes": _mean_sd(passes),
+            "queries_total": sum(queries), "forward_passes_total": sum(passes),
+            "victim_seconds": round(victim, 4), "wall_seconds": round(wall, 4)}
+
+
+def _mean_sd(values: list[float]) -> dict[str, float]:
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return {"mean": round(mean, 3), "sd": round(sd, 3)}
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    records = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except ValueError:  # a torn last line of a killed run
+                        continue
+    except OSError:
+        return []
+    return records
+
+
+# --------------------------------------------------------------------------- serving the figures
+
+
+@dataclass(frozen=True)
+class PilotAttack:
+    queries: float  # mean per example (skipped ones included: they cost their one query)
+    forward_passes: float
+    hit_rate: float  # share of queries answered without the model
+    seconds_per_pass: float | None  # victim seconds per forward pass (None: measured on another machine/device)
+    overhead: float  # attack wall time / victim time
+    note: str
+
+
+class PilotBook:
+    """The figures of `root/pilot.json`, for the estimator."""
+
+    def __init__(self, root: Path, machine: str, device: str) -> None:
+        self.path = root / PILOT_FILE
+        try:
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.data = {}
+        if self.data.get("format") != FORMAT:
+            self.data = {}
+        self.same_machine = self.data.get("machine") == machine and self.data.get("device") == device
+        self.by_name = {a["name"]: a for a in self.data.get("attacks", [])}
+        self.stages = {s["name"]: s for s in self.data.get("stages", [])}
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def attack(self, cell: Cell, task: str, shape, budget: int) -> PilotAttack | None:
+        entry = self.by_name.get(cell.name)
+        if entry is not None and entry["budget"] == budget:
+            return self._figures([entry], "this cell's pilot")
+        pooled = [a for a in self.data.get("attacks", []) if a["recipe"] == cell.config["recipe"] and a["task"] == task
+                  and a["shape"] == shape.shape.key and a["int8"] == shape.int8 and a["budget"] == budget]
+        return self._figures(pooled, f"{len(pooled)} pilot cells of this recipe, task and shape") if pooled else None
+
+    def _figures(self, entries: list[dict[str, Any]], what: str) -> PilotAttack:
+        examples = sum(e["examples"] for e in entries)
+        queries = sum(e["queries_total"] for e in entries)
+        passes = sum(e["forward_passes_total"] for e in entries)
+        victim = sum(e["victim_seconds"] for e in entries)
+        wall = sum(e["wall_seconds"] for e in entries)
+        spread = entries[0]["queries"]["sd"] if len(entries) == 1 else None
+        note = f"{what}: {examples} examples" + (f", sd {spread:,.0f} queries" if spread is not None else "")
+        per_pass = victim / passes if self.same_machine and passes and victim else None
+        return PilotAttack(queries / examples, passes / examples, 1 - passes / queries if queries else 0.0,
+                           per_pass, wall / victim if victim else 1.0, note)
+
+    def stage(self, cell: Cell):
+        """A shortened pilot cell's seconds scaled to the real cell's epochs (a `Figure`), or None."""
+        from engine.study.estimate import DEFAULT_EPOCHS, Figure
+
+        entry = self.stages.get(cell.name)
+        if entry is None or not self.same_machine or not entry.get("epochs") or cell.meta.get("pilot"):
+            return None
+        options = cell.config.get("options", {})
+        if cell.kind == "train":
+            default = DEFAULT_EPOCHS["scratch" if cell.config["base"].startswith("scratch") else "pretrained"]
+        else:
+            default = DEFAULT_EPOCHS["distill" if cell.kind == "compress" else "mlm"]
+        epochs = options.get("epochs") or default
+        return Figure(entry["seconds"] * epochs / entry["epochs"], "pilot",
+                      f"{entry['seconds']:.0f} s for {entry['epochs']} epoch × {epochs}")

@@ -41,7 +41,9 @@ class Analysis:
     timings: dict[str, float] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
-        notes = list(self.logs.warnings)
+        from analysis.samples import sample_notes
+
+        notes = sample_notes(self.logs.manifests) + list(self.logs.warnings)
         unmatched = self.variants.filter(pl.col("base_model").is_null())
         for row in unmatched.iter_rows(named=True):
             notes.append(f"variant {row['model']} ({row['compression']}, {row['dataset']}/{row['task']}) has no original "

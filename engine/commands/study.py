@@ -51,8 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="attack a label-stratified sample of N examples in every attack cell (the whole grid at a size "
                    "you can afford; overrides [study] examples_per_cell)")
     p.add_argument("--pilot", type=int, metavar="N", default=None,
-                   help="run N examples of every attack cell (on victims trained for one epoch unless the real ones "
-                   "are done), then print the study's plan priced by what the pilot measured")
+                   help="run N examples of every attack cell (training the study's victims first where they are not "
+                   "done), then print the study's plan priced by what the pilot measured")
+    p.add_argument("--pilot-epochs", type=int, metavar="E", default=None,
+                   help="--pilot: train victims that are not done yet for at most E epochs, as pilot-only cells "
+                   "(cheaper, less faithful: see docs/study.md)")
     p.add_argument("--executor", choices=("local", "process", "ray"), default=None,
                    help="local: one cell at a time in this process; process: a pool of --jobs worker processes; "
                    "ray: each cell a Ray task (default: the config's [study] executor, else local)")
@@ -93,7 +96,7 @@ def run_study(args: argparse.Namespace, runner=None, options=None) -> int:
     started = time.perf_counter()
     path = config_path(args)
     config = load_config(path, options or cli_options)
-    for flag in ("examples_per_cell", "pilot", "workers"):
+    for flag in ("examples_per_cell", "pilot", "pilot_epochs", "workers"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
@@ -106,10 +109,12 @@ def run_study(args: argparse.Namespace, runner=None, options=None) -> int:
     only = [kind.strip() for kind in args.only.split(",")] if args.only else None
     part = parse_part(args.part)
 
+    if args.pilot_epochs and not args.pilot:
+        raise UserError("--pilot-epochs goes with --pilot N")
     if args.pilot:
         from engine.study.pilot import pilot_plan
 
-        study_plan, plan = plan, pilot_plan(config, plan, root, args.pilot)
+        study_plan, plan = plan, pilot_plan(config, plan, root, args.pilot, args.pilot_epochs)
         title = f"pilot ({args.pilot} examples per attack cell)"
     selected = select(plan, only, part)
     if args.dry_run:
@@ -126,8 +131,8 @@ def run_study(args: argparse.Namespace, runner=None, options=None) -> int:
         estimator = make_estimator(study_plan, root, config, args)
         print(f"\npilot: {len(summary['attacks'])} attack cells measured, written to {root / 'pilot.json'}; "
               "the study's plan priced by them:\n")
-        print(describe_plan(study_plan, root, config, set(select(study_plan, only, part)), args, started,
-                            estimator=estimator))
+        print(describe_plan(study_plan, root, config, set(select(study_plan, only, part)), args,
+                            time.perf_counter(), estimator=estimator))
     return code
 
 

@@ -82,8 +82,8 @@ class Estimator:
             return self._attack(cell)
         seconds, basis = self._stage(cell)
         pilot = self.pilots.stage(cell) if self.pilots is not None else None
-        if pilot is not None:
-            return Estimate(pilot.value, seconds, basis=f"pilot ({pilot.note}); bound: {basis}")
+        if pilot is not None:  # a stage's cost does not depend on luck: both columns are the pilot's figure
+            return Estimate(pilot.value, pilot.value, basis=f"pilot ({pilot.note})")
         return Estimate(seconds, seconds, basis=basis)
 
     # ----------------------------------------------------------------- attacks
@@ -101,11 +101,13 @@ class Estimator:
         bound_seconds = bound_queries * full.seconds
 
         measured = self.pilots.attack(cell, self.task(config["dataset"]), shape, budget) if self.pilots else None
+        startup = 0.0
         if measured is not None:
             queries = Figure(measured.queries, "pilot", measured.note)
             passes = Figure(measured.forward_passes, "pilot", f"hit rate {measured.hit_rate:.0%}")
             if measured.seconds_per_pass is not None:
-                per_pass = Figure(measured.seconds_per_pass * measured.overhead, "pilot", "real inputs, this machine")
+                per_pass = Figure(measured.seconds_per_pass, "pilot", "attack wall time per pass, real inputs, this machine")
+                startup = measured.startup
             else:
                 per_pass = _speed_figure(full)
         else:
@@ -113,7 +115,7 @@ class Estimator:
             queries = Figure(expected, "prior", prior.source)
             passes = Figure(expected, "prior", "no cache hits assumed")
             per_pass = _speed_figure(full)
-        expected_seconds = examples * passes.value * per_pass.value
+        expected_seconds = startup + examples * passes.value * per_pass.value
         per_example = {"queries": queries, "forward_passes": passes, "seconds_per_pass": per_pass}
         basis = f"queries: {queries.origin}; s/pass: {per_pass.origin}"
         return Estimate(expected_seconds, bound_seconds, bound_queries, examples * queries.value, per_example, basis)

@@ -353,3 +353,14 @@ def test_a_dry_run_that_measures_opens_no_connection(tmp_path):
     assert attempts == ""
     assert "measuring 2×64 fp32 at 256 tokens on cpu" in done.stderr
     assert "measured now" in done.stdout
+
+
+def test_report_notes_say_the_runs_are_a_sample_and_of_what():
+    from analysis.samples import sample_notes
+
+    sampled = {"dataset": {"name": "devign", "split": "test", "sample": {"size": 100, "of": 2732, "stratified_by": "label"}}}
+    full = {"dataset": {"name": "gcj", "split": "test", "sample": None}}
+    notes = sample_notes({"a/manifest.json": sampled, "b/manifest.json": sampled, "c/manifest.json": full})
+    assert notes == ["a sample, not the full design: 2 attack run(s) on devign attacked a label-stratified sample of "
+                     "100 of the 2,732 test examples the design attacks; rates and tests describe that sample"]
+    assert sample_notes({"c/manifest.json": full, "d/manifest.json": {}}) == []

@@ -2,12 +2,14 @@
 which figures were measured, which came from pilots and which are priors."""
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
 from engine.study.estimate import Estimate, Estimator, format_seconds, wall_time
 from engine.study.plan import KINDS, Plan, cell_state
 from engine.study.priors import PRIORS
+from engine.study.throughput import load_average
 
 WORKERS = (1, 2, 4, 8, 16)
 
@@ -68,24 +70,15 @@ def _walls(plan: Plan, estimates: dict[str, Estimate], workers: int | None, gpus
     todo = set(estimates)
     expected = {name: e.seconds for name, e in estimates.items()}
     bound = {name: e.bound_seconds for name, e in estimates.items()}
-    header = ["workers", *map(str, counts)]
+    rows = [("workers", *map(str, counts))]
     if gpus:
-        header[0] = "workers"
-        gpu_row = ["Ray GPUs", *(_gpus(k, gpus) for k in counts)]
-    rows = [tuple(header)]
-    if gpus:
-        rows.append(tuple(gpu_row))
+        rows.append(("Ray GPUs", *(f"{k * gpus:g}" for k in counts)))
     rows.append(("expected", *(format_seconds(wall_time(plan, expected, todo, k)) for k in counts)))
     rows.append(("bound", *(format_seconds(wall_time(plan, bound, todo, k)) for k in counts)))
     note = ("wall time with K cells at once (dependencies respected; the process executor's --jobs K"
             + (f", or a Ray cluster with K × {gpus:g} GPUs: [study] gpus = {gpus:g} per cell" if gpus else "")
             + "; --workers K adds a column):")
     return ["", note] + ["  " + line for line in _table(rows, right=set(range(1, len(counts) + 1)), rule=False)]
-
-
-def _gpus(workers: int, per_cell: float) -> str:
-    total = workers * per_cell
-    return f"{total:g}"
 
 
 def _origins(estimator: Estimator, estimates: dict[str, Estimate]) -> list[str]:
@@ -95,13 +88,16 @@ def _origins(estimator: Estimator, estimates: dict[str, Estimate]) -> list[str]:
     used = speeds.used
     groups = {"measured now": [], "cache": [], "prior": []}
     for key, speed in used.items():
-        _, shape, dtype, length, _ = key.split("|")
-        groups[speed.source].append(f"{shape.split('-', 1)[1]} {dtype} at {length[1:]} tokens {_pass(speed.seconds)}"
-                                    + (f" ({speed.detail})" if speed.detail and speed.source == "prior" else ""))
-    lines.append(f"  seconds per forward pass on {device}, {threads} threads (per sequence; shape: layers×hidden):")
+        groups[speed.source].append(f"{speeds.labels[key]} {_pass(speed.seconds)}"
+                                    + (f" ({speed.detail})" if speed.detail and speed.source != "measured now" else ""))
+    threads = f"{threads} thread" + ("s" if threads != 1 else "")
+    lines.append(f"  seconds per forward pass on {device}, {threads} (one sequence; shape: layers×hidden):")
     if groups["measured now"]:
-        lines.append(f"    measured now ({speeds.measuring_seconds:.1f} s, the first plan on this machine for these "
-                     f"shapes; cached in {speeds.cache_path}): " + "; ".join(groups["measured now"]))
+        load = load_average()
+        lines.append(f"    measured now ({speeds.measuring_seconds:.1f} s"
+                     + (f" at load {load:.1f} on {os.cpu_count()} cores" if load is not None else "")
+                     + f", the first plan on this machine for these shapes; cached in {speeds.cache_path}): "
+                     + "; ".join(groups["measured now"]))
     if groups["cache"]:
         lines.append("    measured earlier on this machine (cache): " + "; ".join(groups["cache"]))
     if groups["prior"]:

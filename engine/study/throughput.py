@@ -7,7 +7,9 @@ RoBERTa-base takes longer than the measurement), with the study's threads, at th
 cell reads, and kept in `<cache root>/throughput.json` (`engine.datasets.registry.cache_root`:
 `$CRT_CACHE_DIR`, else the user's cache folder) under a fingerprint of the machine (host, CPU
 model, cores, torch version, visible GPUs). Only the first plan on a machine pays for a shape;
-later plans read the file and do not even import torch.
+later plans read the file and do not even import torch. Each entry records the load average at
+measuring time, shown in the plan: a figure taken while other jobs ran is slow (delete
+`throughput.json`, or its machine's entry, to measure again).
 
 One measurement: a batch sized so one pass takes about 0.2 s by the prior below (1 sequence of
 512 tokens for a RoBERTa-base on a CPU, 32 for a tiny model), one warm-up pass, then passes
@@ -91,6 +93,7 @@ class SpeedBook:
         self._data = self._read()
         self._dirty = False
         self.used: dict[str, Speed] = {}  # entry key -> the speed used (for the plan's closing note)
+        self.labels: dict[str, str] = {}  # entry key -> "12×768 fp32 at 512 tokens"
         self.measuring_seconds = 0.0
 
     # ------------------------------------------------------------------ the cache
@@ -156,10 +159,12 @@ class SpeedBook:
         key = self.entry_key(shape, length, int8)
         if key in self.used:
             return self.used[key]
+        self.labels[key] = f"{shape.label} {'int8' if int8 else 'fp32'} at {length} tokens"
         entries = self._mine()["entries"]
         if key in entries:
             entry = entries[key]
-            speed = Speed(float(entry["seconds"]), "cache", f"measured {entry.get('date', '?')}")
+            load = f" at load {entry['load']:.1f}" if isinstance(entry.get("load"), (int, float)) else ""
+            speed = Speed(float(entry["seconds"]), "cache", f"measured {entry.get('date', '?')}{load}")
         elif self.measure and not self.device.startswith("cpu ("):
             speed = self._measure(key, shape, length, int8)
         else:
@@ -180,10 +185,19 @@ class SpeedBook:
                          f"measuring failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
         spent = time.perf_counter() - started
         self.measuring_seconds += spent
+        load = load_average()
         self._mine()["entries"][key] = {"seconds": seconds, "batch": batch, "date": time.strftime("%Y-%m-%d"),
-                                        "spent": round(spent, 2)}
+                                        "spent": round(spent, 2), "load": load}
         self._dirty = True
-        return Speed(seconds, "measured now", f"{spent:.1f} s")
+        return Speed(seconds, "measured now", f"{spent:.1f} s" + (f", load {load:.1f}" if load is not None else ""))
+
+
+def load_average() -> float | None:
+    """The 1-minute load average when measuring: a figure taken on a busy machine is slow, and says so."""
+    try:
+        return round(os.getloadavg()[0], 1)
+    except (AttributeError, OSError):
+        return None
 
 
 def prior_seconds(shape: Shape, length: int, int8: bool = False, threads: int | None = None) -> float:

@@ -101,13 +101,15 @@ class Estimator:
         bound_seconds = bound_queries * full.seconds
 
         measured = self.pilots.attack(cell, self.task(config["dataset"]), shape, budget) if self.pilots else None
-        startup = 0.0
+        startup, overhead = 0.0, 1.0
         if measured is not None:
             queries = Figure(measured.queries, "pilot", measured.note)
             passes = Figure(measured.forward_passes, "pilot", f"hit rate {measured.hit_rate:.0%}")
             if measured.seconds_per_pass is not None:
                 per_pass = Figure(measured.seconds_per_pass, "pilot", "attack wall time per pass, real inputs, this machine")
-                startup = measured.startup
+                startup, overhead = measured.startup, measured.overhead
+                # the attack's own time too, and never a faster pass than the pilot saw
+                bound_seconds = startup + bound_queries * max(full.seconds * overhead, per_pass.value)
             else:
                 per_pass = _speed_figure(full)
         else:

@@ -129,15 +129,16 @@ def attack_figures(records: list[dict[str, Any]]) -> dict[str, Any]:
     statuses = [r.get("status") for r in records]
     attacked = [q for q, status in zip(queries, statuses) if status in ("success", "failed")]
     attacked_passes = [p for p, status in zip(passes, statuses) if status in ("success", "failed")]
-    steady_passes, steady_wall = sum(passes[1:]), sum(walls[1:])
+    victims = [float(r.get("victim_time_s") or 0) for r in records]
+    steady_passes, steady_wall, steady_victim = sum(passes[1:]), sum(walls[1:]), sum(victims[1:])
     per_pass = steady_wall / steady_passes if steady_passes else None
     startup = max(0.0, walls[0] - passes[0] * per_pass) if per_pass is not None else 0.0
     return {"examples": len(records), "attacked": len(attacked), "successes": statuses.count("success"),
             "errors": statuses.count("error"), "queries": _mean_sd(queries), "forward_passes": _mean_sd(passes),
             "queries_total": sum(queries), "forward_passes_total": sum(passes),
             "attacked_queries_total": sum(attacked), "attacked_forward_passes_total": sum(attacked_passes),
-            "victim_seconds": round(sum(float(r.get("victim_time_s") or 0) for r in records), 4),
-            "wall_seconds": round(sum(walls), 4),
+            "victim_seconds": round(sum(victims), 4), "wall_seconds": round(sum(walls), 4),
+            "overhead": round(steady_wall / steady_victim, 4) if steady_victim else None,
             "seconds_per_pass": None if per_pass is None else round(per_pass, 6), "startup_seconds": round(startup, 4)}
 
 
@@ -172,6 +173,7 @@ class PilotAttack:
     hit_rate: float  # share of queries answered without the model
     seconds_per_pass: float | None  # attack wall seconds per forward pass (None: measured on another machine/device)
     startup: float  # seconds a cell spends once, on its first example
+    overhead: float  # attack wall time / victim time (1.0 when not measured here)
     note: str
 
 
@@ -217,12 +219,15 @@ class PilotBook:
         note = f"{what}: {examples} examples" + (f", sd {spread:,.1f} queries" if spread is not None else "")
         timed = [e for e in entries if e.get("seconds_per_pass")]
         per_pass = startup = None
+        overhead = 1.0
         if self.same_machine and timed:
             steady = sum(e["forward_passes_total"] for e in timed)
             per_pass = sum(e["seconds_per_pass"] * e["forward_passes_total"] for e in timed) / steady if steady else None
             startup = sum(e["startup_seconds"] for e in timed) / len(timed)
+            ratios = [e["overhead"] for e in timed if e.get("overhead")]
+            overhead = max(1.0, sum(ratios) / len(ratios)) if ratios else 1.0
         return PilotAttack(queries / examples, passes / examples, 1 - passes / queries if queries else 0.0,
-                           per_pass, startup or 0.0, note)
+                           per_pass, startup or 0.0, overhead, note)
 
     def stage(self, cell: Cell):
         """A shortened pilot cell's seconds scaled to the real cell's epochs (a `Figure`), or None."""

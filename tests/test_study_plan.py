@@ -106,8 +106,10 @@ def test_a_cached_hub_config_wins_over_the_bundled_table(monkeypatch, tmp_path):
         "intermediate_size": 3072, "vocab_size": 50265, "max_position_embeddings": 514, "pad_token_id": 1}))
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
     found = base_shape("microsoft/codebert-base")
-    assert found.source == "HF cache" and found.available and found.shape.layers == 6
-    assert found.shape.max_positions == 512
+    assert found.source == "HF cache" and found.shape.layers == 6 and found.shape.max_positions == 512
+    assert not found.available  # its config, but not its weights
+    (snapshot / "pytorch_model.bin").write_bytes(b"weights")
+    assert base_shape("microsoft/codebert-base").available
 
 
 def test_the_int8_file_name_agrees_with_engine_compress():

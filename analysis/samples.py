@@ -20,6 +20,6 @@ def sample_notes(manifests: dict[str, dict[str, Any]]) -> list[str]:
         key = (str(dataset.get("name")), str(dataset.get("split")), sample["size"], int(sample.get("of") or 0),
                str(sample.get("stratified_by") or "label"))
         samples[key] = samples.get(key, 0) + 1
-    return [f"a sample, not the full design: {runs} attack run(s) on {name} attacked a {by}-stratified sample of "
-            f"{size:,} of the {of:,} {split} examples the design attacks; rates and tests describe that sample"
+    return [f"A sample, not the full design: {runs} attack run(s) on {name} attacked a {by}-stratified sample of "
+            f"{size:,} of the {of:,} {split} examples the design attacks; rates and tests describe that sample."
             for (name, split, size, of, by), runs in sorted(samples.items())]

@@ -363,6 +363,6 @@ def test_report_notes_say_the_runs_are_a_sample_and_of_what():
     sampled = {"dataset": {"name": "devign", "split": "test", "sample": {"size": 100, "of": 2732, "stratified_by": "label"}}}
     full = {"dataset": {"name": "gcj", "split": "test", "sample": None}}
     notes = sample_notes({"a/manifest.json": sampled, "b/manifest.json": sampled, "c/manifest.json": full})
-    assert notes == ["a sample, not the full design: 2 attack run(s) on devign attacked a label-stratified sample of "
-                     "100 of the 2,732 test examples the design attacks; rates and tests describe that sample"]
+    assert notes == ["A sample, not the full design: 2 attack run(s) on devign attacked a label-stratified sample of "
+                     "100 of the 2,732 test examples the design attacks; rates and tests describe that sample."]
     assert sample_notes({"c/manifest.json": full, "d/manifest.json": {}}) == []

@@ -16,8 +16,8 @@ Other stages are priced the same way in both columns (their cost does not depend
 ≈ epochs × training examples × 3 passes (forward and backward); prune/quantize ≈ 3 passes over
 the test split; distill ≈ one teacher pass over the training split plus training the student;
 mlm like train; substitutes ≈ (1 + top_k) masked-LM passes per variable, 10 variables per
-program; report 30 s. A pilot's own train and compress cells, which ran for one epoch, price the
-real ones by scaling their measured seconds by the epochs.
+program; report 30 s. After a `--pilot-epochs E` pilot, its short train, distill and masked-LM
+cells price the real ones: their measured seconds scaled by the epochs.
 
 Dataset sizes come from the builtin's cached build, or, for files not read at planning time,
 from `FILE_SIZES` (the CodeXGLUE splits); anything else is assumed to hold 10,000 examples.

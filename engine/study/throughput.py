@@ -12,8 +12,9 @@ measuring time, shown in the plan: a figure taken while other jobs ran is slow (
 `throughput.json`, or its machine's entry, to measure again).
 
 One measurement: a batch sized so one pass takes about 0.2 s by the prior below (1 sequence of
-512 tokens for a RoBERTa-base on a CPU, 32 for a tiny model), one warm-up pass, then passes
-until half a second has gone by. `--no-measure` (and anything the plan cannot measure) uses
+512 tokens for a RoBERTa-base on a CPU, 32 for a tiny model), a warm-up pass of one short
+sequence (a full-length one would double the cost of measuring a large model), then passes until
+half a second has gone by. `--no-measure` (and anything the plan cannot measure) uses
 the prior instead: sequences per second at 256 tokens per CPU core for the shapes below,
 other shapes scaled by their multiply-adds per token, and inputs of L tokens costing L/256 as
 much (`prior_seconds`).
@@ -36,6 +37,7 @@ CACHE_FILE = "throughput.json"
 FORMAT = 1
 TARGET_PASS_SECONDS = 0.2
 MEASURE_SECONDS = 0.5
+WARM_UP_TOKENS = 16
 
 # Sequences per second at 256 tokens on one CPU core (fp32), the anchor of every prior.
 _PRIOR_RATE = {"scratch:tiny": 400.0, "scratch:small": 60.0, "scratch:base": 6.0, "minilm": 25.0,
@@ -138,6 +140,8 @@ class SpeedBook:
         if name == "cpu":
             return "cpu"
         devices = self._mine()["devices"]
+        if name not in devices and not self.measure:  # never resolved here, so nothing is cached for it either
+            return f"cpu (device {name} not resolved: --no-measure)"
         if name not in devices:
             from engine.device import resolve_device
 
@@ -265,7 +269,7 @@ def measure(shape: Shape, length: int, batch: int, device: str, *, int8: bool = 
         ids = torch.randint(5, max(6, shape.vocab or 1000), (batch, length), device=target)
         mask = torch.ones_like(ids)
         with torch.inference_mode():
-            model(input_ids=ids, attention_mask=mask)  # warm-up
+            model(input_ids=ids[:1, :WARM_UP_TOKENS], attention_mask=mask[:1, :WARM_UP_TOKENS])  # warm-up, cheaply
             synchronize(target)
             started, done = time.perf_counter(), 0
             while done == 0 or (time.perf_counter() - started < seconds and done < 20 * batch):

@@ -348,7 +348,9 @@ def test_paper_dry_run_opens_no_connection_and_answers_in_seconds(tmp_path):
 
 
 def test_a_dry_run_that_measures_opens_no_connection(tmp_path):
-    config = write(tmp_path, SMALL.replace('device = "cpu"', 'device = "cpu"\nthreads = 1'))
+    text = SMALL.replace('device = "cpu"', 'device = "cpu"\nthreads = 1').replace(
+        'builtin = "stdlib-attribution"\nsize = 20', 'loader = "gcj"\npath = "/nowhere/gcj"')  # planning reads no file
+    config = write(tmp_path, text)
     done, attempts = _offline(tmp_path, ["-m", "engine", "study", "--config", str(config), "--out", str(tmp_path / "o"),
                                          "--dry-run"], timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -126,8 +126,12 @@ def run_study(args: argparse.Namespace, runner=None, options=None) -> int:
     if args.pilot:
         from engine.study.pilot import summarize
 
+        from engine.study.throughput import SpeedBook
+
+        device = SpeedBook(device=config.device, threads=config.threads)  # resolves `auto` as the stages did
         shapes = make_estimator(plan, root, config, args, measure=False)
-        summary = summarize(plan, root, shapes, shapes.speeds.machine, shapes.speeds.device.split(" ")[0])
+        summary = summarize(plan, root, shapes, device.machine, device.device.split(" ")[0])
+        device.save()
         estimator = make_estimator(study_plan, root, config, args)
         print(f"\npilot: {len(summary['attacks'])} attack cells measured, written to {root / 'pilot.json'}; "
               "the study's plan priced by them:\n")

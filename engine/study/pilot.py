@@ -35,7 +35,7 @@ from engine.study.plan import Cell, Plan, config_key, expand, is_done, read_mark
 PILOT_FILE = "pilot.json"
 FORMAT = 1
 RECORDS = "records.jsonl"
-SCALED_KINDS = {"train": "epochs", "mlm": "epochs"}  # compress: distill only (below)
+SCALED_KINDS = ("train", "mlm")  # priced by epochs from a short pilot cell; compress: distill only (below)
 
 
 def pilot_config(config: StudyConfig, examples: int, epochs: int | None = None) -> StudyConfig:

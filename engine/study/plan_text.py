@@ -19,7 +19,8 @@ def render(plan: Plan, root: Path, estimator: Estimator, selected: set[str], *, 
     rows = [("cell", "state", "queries/ex", "s/pass", "expected", "queries ≤", "bound", "basis")]
     estimates: dict[str, Estimate] = {}
     for name, cell in plan.cells.items():
-        state = {"partial": "resumes"}.get(cell_state(root, cell), cell_state(root, cell))
+        state = cell_state(root, cell)
+        state = {"partial": "resumes"}.get(state, state)
         if name not in selected and state != "done":
             state = "not selected"
         if state == "done":

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(CodeBERT, GraphCodeBERT, UniXcoder on Devign, BigCloneBench, GCJ: GPUs and model access)")
     p.add_argument("--out", help="study folder (default runs/STUDY-NAME)")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the plan (cells, which are done, estimated cost) and run nothing")
+                   help="print the plan (cells, which are done, expected cost and bound, wall time on K workers) and "
+                   "run nothing; never contacts a network")
     p.add_argument("--no-measure", action="store_true",
                    help="--dry-run: price forward passes by the documented per-core table instead of measuring shapes "
                    "this machine has not measured yet (measurements are cached per machine)")

@@ -100,14 +100,20 @@ def _analysis_report_exists() -> bool:
     return done.returncode == 0
 
 
-@pytest.mark.slow
-def test_reduced_quickstart_end_to_end(tmp_path):
+def _reduced_study(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """The reduced quickstart's config, its study folder and the `engine study` command for it."""
     if not _analysis_report_exists():
         pytest.skip("`analysis report` is not available yet")
     config = tmp_path / "reduced.toml"
     config.write_text(REDUCED, encoding="utf-8")
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "engine", "study", "--config", str(config), "--out", str(out), "--no-progress"]
+    return config, out, [sys.executable, "-m", "engine", "study", "--config", str(config), "--out", str(out),
+                         "--no-progress"]
+
+
+@pytest.mark.slow
+def test_reduced_quickstart_end_to_end(tmp_path):
+    config, out, command = _reduced_study(tmp_path)
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     plan = expand(load_config(config))
@@ -139,12 +145,7 @@ def test_reduced_quickstart_end_to_end(tmp_path):
 def test_pilot_then_a_sample_of_the_design_end_to_end(tmp_path):
     """`--pilot N` measures every attack cell on the study's own victims; `--examples-per-cell N` then runs the
     whole grid on a stratified sample (same examples in every cell), and the report says it is a sample."""
-    if not _analysis_report_exists():
-        pytest.skip("`analysis report` is not available yet")
-    config = tmp_path / "reduced.toml"
-    config.write_text(REDUCED, encoding="utf-8")
-    out = tmp_path / "study"
-    base = [sys.executable, "-m", "engine", "study", "--config", str(config), "--out", str(out), "--no-progress"]
+    config, out, base = _reduced_study(tmp_path)
     env = {**os.environ, "CRT_CACHE_DIR": str(tmp_path / "cache")}
     pilot = subprocess.run(base + ["--pilot", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert pilot.returncode == 0, pilot.stdout[-3000:] + pilot.stderr[-3000:]

@@ -56,7 +56,9 @@ class Analysis:
         return Inputs(self.variants, self.metrics, self.comparisons, self.audit.checks)
 
     def notes(self) -> list[str]:
-        notes = list(self.logs.warnings)
+        from analysis.samples import sample_notes
+
+        notes = sample_notes(self.logs.manifests) + list(self.logs.warnings)
         unmatched = self.variants.filter(pl.col("base_model").is_null())
         for row in unmatched.iter_rows(named=True):
             notes.append(f"variant {row['model']} ({row['configuration']}, {row['dataset']}/{row['task']}) has no original "

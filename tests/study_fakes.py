@@ -50,6 +50,8 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     parsers["substitutes"].add_argument("--mlm")
     parsers["substitutes"].add_argument("--top-k", type=int)
     parsers["substitutes"].add_argument("--split")
+    parsers["substitutes"].add_argument("--n", type=int)
+    parsers["substitutes"].add_argument("--sample", type=int)
     a = parsers["attack"]
     a.add_argument("--attack", choices=RECIPES)
     a.add_argument("--model")
@@ -58,6 +60,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     a.add_argument("--seed", type=int)
     a.add_argument("--batch-size", type=int)
     a.add_argument("--substitutes")
+    a.add_argument("--sample", type=int)
     a.add_argument("--resume", action="store_true")
     a.add_argument("--split", choices=("train", "valid", "test"))
     a.add_argument("--mhm-iterations", type=int)
@@ -113,16 +116,20 @@ class FakeRunner:
         if records.exists():
             seen = {json.loads(line)["example_id"] for line in records.read_text().splitlines() if line.strip()}
         with open(records, "a", encoding="utf-8") as handle:
-            for i in range(args.n):
+            for i in range(min(args.n, args.sample or args.n)):  # a fake sample: the first ones
                 example = f"ex{i:03d}"
                 if example in seen:
                     continue
                 if args.fail and i == 2:
                     raise StageFailed("fake attack crashed on ex002")
                 time.sleep(args.delay)
-                success = zlib.crc32(f"{args.attack}{args.seed}{example}".encode()) % 3 == 0
+                draw = zlib.crc32(f"{args.attack}{args.seed}{example}".encode())
+                success = draw % 3 == 0
+                queries = 1 + draw % (args.budget or 10)  # fake costs, for the pilot's figures
                 handle.write(json.dumps({"example_id": example, "status": "success" if success else "failed",
-                                         "attack": args.attack, "seed": args.seed}) + "\n")
+                                         "attack": args.attack, "seed": args.seed, "queries": queries,
+                                         "forward_passes": (queries + 1) // 2, "victim_time_s": 0.01 * queries,
+                                         "wall_time_s": 0.011 * queries}) + "\n")
                 handle.flush()
         (out / "manifest.json").write_text(json.dumps({"attack": args.attack, "n": args.n}))
 

@@ -336,7 +336,8 @@ def test_docs_describe_every_config_key():
 
 
 @pytest.mark.parametrize("preset", ["quickstart", "paper"])
-def test_presets_validate_and_dry_run_offline(preset, capsys):
+def test_presets_validate_and_dry_run_offline(preset, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CRT_CACHE_DIR", str(tmp_path))  # the plan memoises the distilled student's shape there
     args = build_parser().parse_args(["study", "--preset", preset, "--out", "/nonexistent/study", "--dry-run",
                                       "--no-measure", "--no-progress"])
     assert run_study(args) == 0

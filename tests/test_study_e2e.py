@@ -8,6 +8,7 @@ then that a second run does nothing.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -99,14 +100,20 @@ def _analysis_report_exists() -> bool:
     return done.returncode == 0
 
 
-@pytest.mark.slow
-def test_reduced_quickstart_end_to_end(tmp_path):
+def _reduced_study(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """The reduced quickstart's config, its study folder and the `engine study` command for it."""
     if not _analysis_report_exists():
         pytest.skip("`analysis report` is not available yet")
     config = tmp_path / "reduced.toml"
     config.write_text(REDUCED, encoding="utf-8")
     out = tmp_path / "study"
-    command = [sys.executable, "-m", "engine", "study", "--config", str(config), "--out", str(out), "--no-progress"]
+    return config, out, [sys.executable, "-m", "engine", "study", "--config", str(config), "--out", str(out),
+                         "--no-progress"]
+
+
+@pytest.mark.slow
+def test_reduced_quickstart_end_to_end(tmp_path):
+    config, out, command = _reduced_study(tmp_path)
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     plan = expand(load_config(config))
@@ -132,3 +139,44 @@ def test_reduced_quickstart_end_to_end(tmp_path):
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0
     assert all(line.split()[1] == "done" for line in again.stdout.splitlines()[2:] if line.startswith(("train", "attack")))
+
+
+@pytest.mark.slow
+def test_pilot_then_a_sample_of_the_design_end_to_end(tmp_path):
+    """`--pilot N` measures every attack cell on the study's own victims; `--examples-per-cell N` then runs the
+    whole grid on a stratified sample (same examples in every cell), and the report says it is a sample."""
+    config, out, base = _reduced_study(tmp_path)
+    env = {**os.environ, "CRT_CACHE_DIR": str(tmp_path / "cache")}
+    pilot = subprocess.run(base + ["--pilot", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    assert pilot.returncode == 0, pilot.stdout[-3000:] + pilot.stderr[-3000:]
+    summary = json.loads((out / "pilot.json").read_text(encoding="utf-8"))
+    assert len(summary["attacks"]) == 16 and {a["examples"] for a in summary["attacks"]} == {2}
+    assert "16 of 16 attack cells from pilots" in pilot.stdout
+    plan = expand(load_config(config))
+    assert all(is_done(out, c) for c in plan.cells.values() if c.kind in ("train", "compress", "mlm"))
+    assert not any(is_done(out, c) for c in plan.cells.values() if c.kind == "attack")
+
+    sampled = subprocess.run(base + ["--examples-per-cell", "3"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=600, env=env)
+    assert sampled.returncode == 0, sampled.stdout[-3000:] + sampled.stderr[-3000:]
+    rows = {line.split()[0]: line.split()[1] for line in sampled.stdout.splitlines() if line.startswith(("train", "attack"))}
+    assert rows["train:stdlib:tiny"] == "done"  # trained once, by the pilot
+    import dataclasses
+
+    sample_plan = expand(dataclasses.replace(load_config(config), examples_per_cell=3))
+    chosen = set()
+    for cell in (c for c in sample_plan.cells.values() if c.kind == "attack"):
+        assert is_done(out, cell), cell.name
+        records = [json.loads(line) for line in (out / cell.output / "records.jsonl").read_text().splitlines()]
+        chosen.add(tuple(sorted(r["example_id"] for r in records)))
+        manifest = json.loads((out / cell.output / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["dataset"]["sample"] == {"size": 3, "of": 4, "stratified_by": "label"}
+    assert len(chosen) == 1 and len(next(iter(chosen))) == 3  # the same three examples in every cell
+    html = (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert "A sample, not the full design" in html and "sample of 3 of the 4 test examples" in html
+    main = out / "report" / "latex" / "report.tex"
+    assert "A sample, not the full design" in main.read_text(encoding="utf-8")
+    if shutil.which("pdflatex"):  # the note must not break the LaTeX
+        compiled = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", main.name],
+                                  cwd=main.parent, capture_output=True, text=True, timeout=120)
+        assert compiled.returncode == 0, compiled.stdout[-2000:]

@@ -1,7 +1,7 @@
 """Run a search over a dataset split: one context per example, one record per example, resumable.
 
-For each selected example (`--n` first of the split, then `--shard K/N` by a hash of the
-example id) the runner:
+For each selected example (`--n` first of the split, then `--sample N` of those stratified by
+label (`engine.datasets.sampling`), then `--shard K/N` by a hash of the example id) the runner:
 
 1. checks the input (empty, undecodable, unparseable, longer than the model's maximum length:
    status `error` with a reason, never a crash), parses the attacked side once;
@@ -54,6 +54,7 @@ class RunOptions:
     budget: int | None = None  # max queries per example, the original's included; None: the recipe's own limits
     split: str = "test"
     n: int | None = None
+    sample: int | None = None  # a label-stratified sample of this many of the first n
     shard: tuple[int, int] | None = None
     attack_side: str = "first"
     resume: bool = False
@@ -72,6 +73,8 @@ class RunOptions:
             raise UserError(f"--budget must be at least 1 (the original program's query), got {self.budget}")
         if self.n is not None and self.n < 1:
             raise UserError(f"--n must be at least 1, got {self.n}")
+        if self.sample is not None and self.sample < 1:
+            raise UserError(f"--sample must be at least 1, got {self.sample}")
         if self.attack_side not in SIDES:
             raise UserError(f"--attack-side {self.attack_side!r}: use one of {', '.join(SIDES)}")
         if self.too_long not in TOO_LONG:
@@ -90,12 +93,17 @@ def shard_of(example_id: str, count: int) -> int:
     return int.from_bytes(hashlib.sha256(str(example_id).encode("utf-8")).digest()[:8], "big") % count + 1
 
 
-def select_examples(examples: Sequence[Example], n: int | None, shard: tuple[int, int] | None) -> list[Example]:
+def select_examples(examples: Sequence[Example], n: int | None, shard: tuple[int, int] | None,
+                    sample: int | None = None) -> list[Example]:
     chosen = list(examples[:n] if n is not None else examples)
     ids = [e.id for e in chosen]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
         raise UserError(f"example id {duplicate!r} occurs twice in the split: records are keyed by id")
+    if sample is not None:
+        from engine.datasets.sampling import stratified_sample
+
+        chosen = stratified_sample(chosen, sample)
     if shard is not None:
         chosen = [e for e in chosen if shard_of(e.id, shard[1]) == shard[0]]
     return chosen
@@ -221,7 +229,7 @@ class AttackRunner:
             "model": self.model,
             "dataset": {"name": self.dataset.name, "split": o.split, "fingerprint": self.dataset.fingerprint,
                         "task": self.dataset.task, "language": self.dataset.language,
-                        "label_names": self.dataset.label_names, "n": o.n},
+                        "label_names": self.dataset.label_names, "n": o.n, "sample": self._sample_note()},
             "seed": o.seed,
             "budget": o.budget,
             "shard": shard,
@@ -233,6 +241,13 @@ class AttackRunner:
             "machine": machine(),
             **o.extra_manifest,
         }
+
+    def _sample_note(self) -> dict[str, Any] | None:
+        """What a sampled run is a sample of, for the report: size, population (the first n), stratification."""
+        if self.options.sample is None:
+            return None
+        population = len(self.dataset.split(self.options.split)[:self.options.n])
+        return {"size": min(self.options.sample, population), "of": population, "stratified_by": "label"}
 
     def _pairs(self) -> bool:
         return self.dataset.task == "clone" or any(e.is_pair for e in self.dataset.split(self.options.split)[:1])
@@ -290,7 +305,8 @@ class AttackRunner:
         if self.transfer_from is not None:
             todo = self._transfer_items(done)
         else:
-            examples = select_examples(self.dataset.split(self.options.split), self.options.n, self.options.shard)
+            examples = select_examples(self.dataset.split(self.options.split), self.options.n, self.options.shard,
+                                       self.options.sample)
             todo = [(e, None) for e in examples if str(e.id) not in done]
         bar = _bar(len(todo) + len(done), len(done), self.options.progress, self.options.attack)
         counts = {"success": 0, "attacked": 0}

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory for records.jsonl, manifest.json, summary.json")
     p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="split to attack (default test)")
     p.add_argument("--n", type=int, default=None, metavar="N", help="attack the first N examples of the split (default all)")
+    p.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="attack a label-stratified sample of N of those examples (the same N in every run, "
+                   "chosen by a hash of the example id; see engine/datasets/sampling.py)")
     p.add_argument("--budget", type=int, default=None,
                    help="maximum victim queries per example, the original program's included (default: the "
                    "recipe's own iteration limits)")
@@ -101,6 +104,7 @@ def run_attack(args: argparse.Namespace) -> int:
     params = registry.params_from_args(args.attack, args)
     options = RunOptions(
         attack=args.attack, params=params, seed=args.seed, budget=args.budget, split=args.split, n=args.n,
+        sample=args.sample,
         shard=parse_shard(args.shard), attack_side=args.attack_side, resume=args.resume, overwrite=args.overwrite,
         max_parse_errors=args.max_parse_errors, too_long=args.too_long, compile_check=not args.no_compile_check,
         tests_check=not args.no_tests, progress=False if args.no_progress else None, fail_fast=args.fail_fast,

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.study.plan import KINDS
 
 PRESETS = ("quickstart", "paper")
 
@@ -42,9 +41,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(CodeBERT, GraphCodeBERT, UniXcoder on Devign, BigCloneBench, GCJ: GPUs and model access)")
     p.add_argument("--out", help="study folder (default runs/STUDY-NAME)")
     p.add_argument("--dry-run", action="store_true",
-                   help="print the plan (cells, which are done, estimated cost) and run nothing")
+                   help="print the plan (cells, which are done, expected cost and bound, wall time on K workers) and "
+                   "run nothing; never contacts a network")
     p.add_argument("--no-measure", action="store_true",
-                   help="--dry-run: use the documented throughput table instead of measuring models")
+                   help="--dry-run: price forward passes by the documented per-core table instead of measuring shapes "
+                   "this machine has not measured yet (measurements are cached per machine)")
+    p.add_argument("--workers", type=int, metavar="K", default=None,
+                   help="--dry-run: also give the wall time with K cells at once (1, 2, 4, 8 and 16 are always shown)")
+    p.add_argument("--examples-per-cell", type=int, metavar="N", default=None,
+                   help="attack a label-stratified sample of N examples in every attack cell (the whole grid at a size "
+                   "you can afford; overrides [study] examples_per_cell)")
+    p.add_argument("--pilot", type=int, metavar="N", default=None,
+                   help="run N examples of every attack cell (training the study's victims first where they are not "
+                   "done), then print the study's plan priced by what the pilot measured")
+    p.add_argument("--pilot-epochs", type=int, metavar="E", default=None,
+                   help="--pilot: train victims that are not done yet for at most E epochs, as pilot-only cells "
+                   "(cheaper, less faithful: see docs/study.md)")
     p.add_argument("--executor", choices=("local", "process", "ray"), default=None,
                    help="local: one cell at a time in this process; process: a pool of --jobs worker processes; "
                    "ray: each cell a Ray task (default: the config's [study] executor, else local)")
@@ -76,31 +88,94 @@ def config_path(args: argparse.Namespace) -> Path:
 
 def run_study(args: argparse.Namespace, runner=None, options=None) -> int:
     """The command's handler; `runner` and `options` replace the real stages (tests)."""
-    from engine.study.config import cli_options, load_config
-    from engine.study.estimate import Estimator, format_seconds
-    from engine.study.executor import make_executor
-    from engine.study.plan import cell_state, expand, parse_part, select
-    from engine.study.run import run_plan, summary_table
+    import dataclasses
+    import time
 
+    from engine.study.config import cli_options, load_config
+    from engine.study.plan import expand, parse_part, select
+
+    started = time.perf_counter()
     path = config_path(args)
     config = load_config(path, options or cli_options)
+    for flag in ("examples_per_cell", "pilot", "pilot_epochs", "workers"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
+    if args.examples_per_cell is not None:
+        config = dataclasses.replace(config, examples_per_cell=args.examples_per_cell)
     root = Path(args.out or Path("runs") / config.name).resolve()
     plan = expand(config)
     if args.no_report:
         plan.cells = {name: cell for name, cell in plan.cells.items() if cell.kind != "report"}
     only = [kind.strip() for kind in args.only.split(",")] if args.only else None
-    selected = select(plan, only, parse_part(args.part))
-    progress = not args.no_progress
+    part = parse_part(args.part)
 
+    if args.pilot_epochs and not args.pilot:
+        raise UserError("--pilot-epochs goes with --pilot N")
+    if args.pilot:
+        from engine.study.pilot import pilot_plan
+
+        study_plan, plan = plan, pilot_plan(config, plan, root, args.pilot, args.pilot_epochs)
+        title = f"pilot ({args.pilot} examples per attack cell)"
+    selected = select(plan, only, part)
     if args.dry_run:
-        estimator = Estimator(plan, root, device=config.device, measure=not args.no_measure, threads=config.threads)
-        print(plan_table(plan, root, estimator, set(selected), cell_state, format_seconds))
+        print(describe_plan(plan, root, config, set(selected), args, started,
+                            title=title if args.pilot else None))
         return 0
+
+    code = run_cells(plan, root, config, path, selected, args, runner, options, write_plan=not args.pilot)
+    if args.pilot:
+        from engine.study.pilot import summarize
+
+        from engine.study.throughput import SpeedBook
+
+        device = SpeedBook(device=config.device, threads=config.threads)  # resolves `auto` as the stages did
+        shapes = make_estimator(plan, root, config, args, measure=False)
+        summary = summarize(plan, root, shapes, device.machine, device.device.split(" ")[0])
+        device.save()
+        estimator = make_estimator(study_plan, root, config, args)
+        print(f"\npilot: {len(summary['attacks'])} attack cells measured, written to {root / 'pilot.json'}; "
+              "the study's plan priced by them:\n")
+        print(describe_plan(study_plan, root, config, set(select(study_plan, only, part)), args,
+                            time.perf_counter(), estimator=estimator))
+    return code
+
+
+def make_estimator(plan, root: Path, config, args: argparse.Namespace, measure: bool | None = None):
+    from engine.study.estimate import Estimator
+    from engine.study.pilot import PilotBook
+    from engine.study.throughput import SpeedBook
+
+    measure = (not args.no_measure) if measure is None else measure
+    speeds = SpeedBook(device=config.device, threads=config.threads, measure=measure)
+    pilots = PilotBook(root, speeds.machine, speeds.device.split(" ")[0])
+    return Estimator(plan, root, speeds, pilots=pilots or None, count_builtins=measure)
+
+
+def describe_plan(plan, root: Path, config, selected: set[str], args: argparse.Namespace, started: float,
+                  title: str | None = None, estimator=None) -> str:
+    """The plan as text (engine.study.plan_text), ending with how long planning took."""
+    import time
+
+    from engine.study.plan_text import render
+
+    estimator = estimator or make_estimator(plan, root, config, args)
+    text = render(plan, root, estimator, selected, workers=args.workers, gpus=config.gpus, title=title)
+    estimator.speeds.save()
+    return text + f"\nplanned in {time.perf_counter() - started:.1f} s"
+
+
+def run_cells(plan, root: Path, config, path: Path, selected: list[str], args: argparse.Namespace, runner, options,
+              write_plan: bool = True) -> int:
+    """Run the selected cells on the chosen executor; print the summary and the report's files."""
+    from engine.study.executor import make_executor
+    from engine.study.run import run_plan, summary_table
 
     root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, root / "study.toml")
-    (root / "plan.json").write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
-    estimates = Estimator(plan, root, device=config.device, measure=False).all()
+    if write_plan:
+        (root / "plan.json").write_text(json.dumps(plan.to_json(), indent=2) + "\n", encoding="utf-8")
+    estimates = make_estimator(plan, root, config, args, measure=False).all()
     executor_name = args.executor or config.executor
     jobs = args.jobs or (config.jobs if executor_name != "local" else None)
     if jobs is None:
@@ -109,7 +184,7 @@ def run_study(args: argparse.Namespace, runner=None, options=None) -> int:
                              ray_storage=args.ray_storage)
     print(f"study {config.name}: {len(plan.cells)} cells in {root}, executor {executor_name}"
           + (f" ({jobs} at once)" if executor_name != "local" else ""), file=sys.stderr)
-    results = run_plan(plan, root, executor, selected=selected, progress=progress,
+    results = run_plan(plan, root, executor, selected=selected, progress=not args.no_progress,
                        weights={name: e.seconds for name, e in estimates.items()}, options=options)
     print(summary_table(root, results))
     report = next((r for r in results.values() if r.cell.kind == "report"), None)
@@ -123,36 +198,6 @@ def run_study(args: argparse.Namespace, runner=None, options=None) -> int:
               "to retry them (finished cells are kept)", file=sys.stderr)
         return 1
     return 0
-
-
-def plan_table(plan, root: Path, estimator, selected: set[str], cell_state, format_seconds) -> str:
-    rows = [("cell", "state", "queries ≤", "estimate", "basis")]
-    total_seconds, total_queries = 0.0, 0
-    for name, cell in plan.cells.items():
-        state = cell_state(root, cell)
-        state = {"partial": "resumes"}.get(state, state)
-        if name not in selected and state != "done":
-            state = "not selected"
-        if state == "done":
-            rows.append((name, state, "", "", ""))
-            continue
-        estimate = estimator.cell(cell)
-        if name in selected:
-            total_seconds += estimate.seconds
-            total_queries += estimate.queries or 0
-        rows.append((name, state, f"{estimate.queries:,}" if estimate.queries else "",
-                     format_seconds(estimate.seconds), estimate.basis))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}  {r[4]}".rstrip()
-             for r in rows]
-    lines.insert(1, "-" * max(len(line) for line in lines))
-    kinds = [cell.kind for cell in plan.cells.values()]
-    counts = {kind: kinds.count(kind) for kind in KINDS if kind in kinds}
-    lines.append("")
-    lines.append(f"{len(plan.cells)} cells ({', '.join(f'{n} {k}' for k, n in counts.items())}); "
-                 f"to run: {total_queries:,} attack queries at most, about {format_seconds(total_seconds)} "
-                 "(upper bound: full-length inputs, every example using its whole budget; see docs/study.md)")
-    return "\n".join(lines)
 
 
 def report_files(folder: Path, formats: list[str]) -> list[Path]:

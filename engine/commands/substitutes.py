@@ -37,6 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", metavar="SPLIT[,SPLIT]",
                    help="splits to process, comma-separated, or `all` (default test)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: the cache, keyed by dataset, MLM and parameters)")
+    p.add_argument("--n", type=int, default=None, metavar="N",
+                   help="only the first N programs of each split (default all), as `engine attack --n`")
+    p.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="only a label-stratified sample of N of those, the same one `engine attack --sample N` attacks")
     p.add_argument("--top-k", type=int, default=60, help="proposals per variable from the masked LM (default 60)")
     p.add_argument("--keep", type=int, default=30, help="proposals kept by contextual cosine (default 30)")
     p.add_argument("--max-subwords", type=int, default=4, help="mask slots for one name at most (default 4)")
@@ -58,6 +62,18 @@ def _splits(text: str, dataset) -> list[str]:
     return names
 
 
+def _selected(dataset, split: str, args: argparse.Namespace):
+    """The programs of `split` an attack with the same --n and --sample would attack."""
+    from engine.attacks.runner import select_examples
+
+    for option in ("n", "sample"):
+        if getattr(args, option) is not None and getattr(args, option) < 1:
+            raise UserError(f"--{option} must be at least 1, got {getattr(args, option)}")
+    if args.n is None and args.sample is None:
+        return dataset.split(split)
+    return select_examples(dataset.split(split), args.n, None, args.sample)
+
+
 def run_substitutes(args: argparse.Namespace) -> int:
     from engine.attacks import substitutes as subs
 
@@ -73,7 +89,8 @@ def run_substitutes(args: argparse.Namespace) -> int:
         out = Path(args.out).expanduser() if args.out else subs.default_cache_dir(key)
         subs.open_cache(out, key, {"dataset": dataset.name, "language": dataset.language, "mlm": "dataset"})
         for split in splits:
-            summary["splits"][split] = subs.from_dataset_field(dataset.split(split), dataset.language, out / f"{split}.jsonl")
+            summary["splits"][split] = subs.from_dataset_field(_selected(dataset, split, args), dataset.language,
+                                                               out / f"{split}.jsonl")
     else:
         from engine.device import set_threads
 
@@ -84,7 +101,7 @@ def run_substitutes(args: argparse.Namespace) -> int:
         subs.open_cache(out, key, {"dataset": dataset.name, "language": dataset.language, "mlm": args.mlm,
                                    "max_length": mlm.max_length, "batch_size": config.batch_size})
         for split in splits:
-            summary["splits"][split] = subs.build_split(mlm, dataset.split(split), dataset.language,
+            summary["splits"][split] = subs.build_split(mlm, _selected(dataset, split, args), dataset.language,
                                                         out / f"{split}.jsonl", config, progress=progress)
     summary["out"] = str(out)
     json.dump(summary, sys.stdout, indent=2)

@@ -10,7 +10,10 @@ TOML file. The package turns it into cells and runs them:
 - `stages`: the command line each cell runs (`engine train …`, `engine attack …`,
   `python -m analysis report …`) and the runner that executes it;
 - `executor`: where cells run: in this process, in a pool of worker processes, or on Ray;
-- `estimate`: the cost of a plan from victim throughput measured on this machine;
+- `estimate`: each cell's expected cost and its bound, and the wall time on K workers, from
+  `shapes` (model shapes without a network), `throughput` (seconds per forward pass, measured
+  once per machine and shape, cached), `priors` (published queries per example) and `pilot`
+  (`--pilot N`: a few examples of every attack cell, measured); `plan_text` prints the plan;
 - `run`: the scheduler loop, progress bars, the summary table and the final report.
 
 Stages are invoked only through their command lines, so this package depends on no stage's

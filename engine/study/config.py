@@ -44,8 +44,9 @@ STAGE_OWNED = {
     "train": {"base", "stop_after_epoch"},
     "pretrain-mlm": set(),
     "compress": {"method", "model", "all", "stop_after_epoch"},
-    "substitutes": {"mlm", "split"},
-    "attack": {"attack", "model", "n", "seed", "budget", "batch_size", "shard", "substitutes", "transfer_from"},
+    "substitutes": {"mlm", "split", "n", "sample"},
+    "attack": {"attack", "model", "n", "seed", "budget", "batch_size", "shard", "substitutes", "transfer_from",
+               "sample"},
 }
 
 # kind -> {option key: argparse.Action}, or None when the command is not installed.
@@ -91,6 +92,9 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("include_original", "bool", True, help="also attack the uncompressed victim (the baseline of every comparison)"),
         Key("report", "list[str]", ["latex", "html"], choices=REPORT_FORMATS,
             help="formats of the final `analysis report`; [] for none"),
+        Key("examples_per_cell", "int|null", None, minimum=1,
+            help="attack a label-stratified sample of N of each attack cell's examples (the same N in every cell "
+            "of a dataset): the whole grid at a size you can afford; --examples-per-cell overrides it"),
     ), None, "the study as a whole"),
     Section("datasets", True, (
         Key("name", "str", None, help="label used in cell names (default: the builtin or loader name)"),
@@ -185,6 +189,7 @@ class StudyConfig:
     attacks: list[StageSpec]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)  # [labels]: variant name -> text in the report
+    examples_per_cell: int | None = None  # attack cells attack a stratified sample of this many examples
 
     def attack_needs_substitutes(self, attack: StageSpec) -> bool:
         wanted = attack.values["substitutes"]
@@ -273,7 +278,8 @@ def parse_config(raw: dict[str, Any], path: Path, options: OptionSource = cli_op
         device=study["device"], threads=study["threads"], gpus=study["gpus"],
         executor=study["executor"], jobs=study["jobs"],
         include_original=study["include_original"], report=study["report"], datasets=datasets, models=models,
-        compressions=compressions, mlm=mlm, substitutes=substitutes, attacks=attacks, raw=raw)
+        compressions=compressions, mlm=mlm, substitutes=substitutes, attacks=attacks, raw=raw,
+        examples_per_cell=study["examples_per_cell"])
     _check_study(config, reader)
     config.labels = _labels(path, raw.get(LABELS, {}), config)
     return config

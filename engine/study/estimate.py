@@ -1,223 +1,299 @@
-"""What a plan will cost: victim queries and seconds, from throughput measured on this machine.
+"""What a plan will cost: an expected figure and an upper bound for every cell, each figure with its origin.
 
-The unit of cost is a sequence through a model. Throughput (sequences per second at the
-cell's `max_length`, batch 32, on the study's device) is **measured** here: on the victim
-itself when its folder exists, otherwise on a randomly initialised model of the same
-architecture (a scratch size, the bundled MiniLM's config, or RoBERTa-base for the hub's
-CodeBERT family), which runs at the same speed as the trained one. Full-length inputs make it
-an upper bound; real batches are shorter (dynamic padding).
+The unit of cost is one forward pass of one input through a model; its price in seconds comes
+from `throughput.SpeedBook` (measured on this machine once per shape and length, then cached;
+or the documented prior). Every cell gets two figures:
 
-- attack: queries ≤ n × budget (every example spending its whole budget); seconds = queries /
-  victim throughput. Early successes, skipped examples and the victim's cache make real runs
-  cheaper, so this is an upper bound.
-- train: epochs × training examples × 3 (forward + backward) / throughput.
-- compress: prune/quantize ≈ 3 passes over the test split (parent, variant, latency runs);
-  distill ≈ training a student (a tenth of the teacher's cost per example) plus one teacher pass.
-- mlm: like train; substitutes: one masked-LM pass per test example and identifier (10 assumed).
-- report: 30 s.
+- **bound**: every attacked example spends its whole budget, every input is full length, no
+  cache hit — `min(n, test examples) × budget` queries, each a forward pass at `max_length`;
+- **expected**: per example, the queries a pilot measured for this recipe × task × model shape
+  (`engine study --pilot N`, `pilot.PilotBook`), else the published figure for the recipe
+  (`priors.PRIORS`, capped by the budget); the forward passes those queries need (the pilot's
+  cache and splice hit rate, else none saved); the seconds per forward pass the pilot measured
+  on real inputs on this machine, else the shape's measured or prior figure at `max_length`.
+
+Other stages are priced the same way in both columns (their cost does not depend on luck): train
+≈ epochs × training examples × 3 passes (forward and backward); prune/quantize ≈ 3 passes over
+the test split; distill ≈ one teacher pass over the training split plus training the student;
+mlm like train; substitutes ≈ (1 + top_k) masked-LM passes per variable, 10 variables per
+program; report 30 s. After a `--pilot-epochs E` pilot, its short train, distill and masked-LM
+cells price the real ones: their measured seconds scaled by the epochs.
 
 Dataset sizes come from the builtin's cached build, or, for files not read at planning time,
 from `FILE_SIZES` (the CodeXGLUE splits); anything else is assumed to hold 10,000 examples.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.study.plan import Cell, Plan
+from engine.study.priors import expected_queries
+from engine.study.shapes import DEFAULT_MAX_LENGTH, ModelShape, Shape, base_shape, hub_hint, local_shape, student_shape
+from engine.study.throughput import Speed, SpeedBook
 
-# (train, test) examples of the CodeXGLUE-style files the loaders read, when not counted.
+# (train, test) examples and labels of the CodeXGLUE-style files the loaders read, when not counted.
 FILE_SIZES = {"devign": (21854, 2732), "bigclonebench": (901028, 415416), "gcj": (528, 132)}
+FILE_LABELS = {"devign": 2, "bigclonebench": 2, "gcj": 66}
+FILE_TASKS = {"devign": "defect", "bigclonebench": "clone", "gcj": "authorship", "poj104": "classification"}
 ASSUMED_SIZE = (10000, 1000)
-HUB_SHAPES = ("codebert", "graphcodebert", "unixcoder", "roberta")  # RoBERTa-base (125 M parameters)
-IDENTIFIERS_PER_EXAMPLE = 10
+VARIABLES_PER_PROGRAM = 10
 REPORT_SECONDS = 30.0
-DEFAULT_EPOCHS = {"scratch": 10, "pretrained": 3}
+DEFAULT_EPOCHS = {"scratch": 10, "pretrained": 3, "distill": 10, "mlm": 3}
+TRAIN_PASSES = 3  # a training step costs about three forward passes (forward, backward)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A number and where it came from: `measured` (this machine, now or cached), `pilot` or `prior`."""
+
+    value: float
+    origin: str
+    note: str = ""
 
 
 @dataclass
 class Estimate:
-    seconds: float
-    queries: int | None  # attack cells: upper bound on victim queries
-    basis: str  # how the throughput was obtained
+    seconds: float  # expected
+    bound_seconds: float
+    queries: int | None = None  # attack cells: the bound on victim queries
+    expected_queries: float | None = None  # attack cells
+    per_example: dict[str, Figure] = field(default_factory=dict)  # attack cells: queries, forward_passes, seconds_per_pass
+    basis: str = ""  # what the figures rest on, in a few words
 
 
 class Estimator:
-    def __init__(self, plan: Plan, root: Path, device: str = "cpu", measure: bool = True,
-                 threads: int | None = None) -> None:
-        self.plan, self.root, self.device, self.measure, self.threads = plan, root, device, measure, threads
-        self._speed: dict[Any, tuple[float, str]] = {}
-        self._sizes: dict[str, tuple[int, int]] = {}
+    def __init__(self, plan: Plan, root: Path, speeds: SpeedBook, pilots=None, count_builtins: bool = True) -> None:
+        self.plan, self.root, self.speeds, self.pilots = plan, root, speeds, pilots
+        self.count_builtins = count_builtins
+        self._sizes: dict[str, tuple[int, int, int]] = {}
+        self._shapes: dict[str, tuple[ModelShape, int]] = {}
+        self.unavailable: dict[str, str] = {}  # hub id -> what to do, and how it was priced
 
     def all(self) -> dict[str, Estimate]:
         return {name: self.cell(cell) for name, cell in self.plan.cells.items()}
 
     def cell(self, cell: Cell) -> Estimate:
-        config = cell.config
         if cell.kind == "report":
-            return Estimate(REPORT_SECONDS, None, "assumed")
-        n_train, n_test = self.dataset_size(config["dataset"])
+            return Estimate(REPORT_SECONDS, REPORT_SECONDS, basis="assumed")
         if cell.kind == "attack":
-            rate, basis = self.victim_speed(cell)
-            queries = min(int(config["n"]), n_test) * int(config["budget"])
-            return Estimate(queries / rate, queries, basis)
+            return self._attack(cell)
+        seconds, basis = self._stage(cell)
+        pilot = self.pilots.stage(cell) if self.pilots is not None else None
+        if pilot is not None:  # a stage's cost does not depend on luck: both columns are the pilot's figure
+            return Estimate(pilot.value, pilot.value, basis=f"pilot ({pilot.note})")
+        return Estimate(seconds, seconds, basis=basis)
+
+    # ----------------------------------------------------------------- attacks
+
+    def _attack(self, cell: Cell) -> Estimate:
+        config = cell.config
+        _, n_test, _ = self.dataset_size(config["dataset"])
+        examples = min(int(config["n"]), n_test)
+        if config.get("sample"):
+            examples = min(examples, int(config["sample"]))
+        budget = int(config["budget"])
+        shape, length = self.victim_shape(self.plan.cells[cell.deps[0]])
+        full = self.speeds.seconds_per_pass(shape.shape, length, shape.int8)
+        bound_queries = examples * budget
+        bound_seconds = bound_queries * full.seconds
+
+        measured = self.pilots.attack(cell, self.task(config["dataset"]), shape, budget) if self.pilots else None
+        startup = 0.0
+        if measured is not None:
+            queries = Figure(measured.queries, "pilot", measured.note)
+            passes = Figure(measured.forward_passes, "pilot", f"hit rate {measured.hit_rate:.0%}")
+            if measured.seconds_per_pass is not None:
+                per_pass = Figure(measured.seconds_per_pass, "pilot", "attack wall time per pass, real inputs, this machine")
+                startup = measured.startup
+                # the attack's own time too, and never a faster pass than the pilot saw
+                bound_seconds = startup + bound_queries * max(full.seconds * measured.overhead, per_pass.value)
+            else:
+                per_pass = _speed_figure(full)
+        else:
+            expected, prior = expected_queries(config["recipe"], budget)
+            queries = Figure(expected, "prior", prior.source)
+            passes = Figure(expected, "prior", "no cache hits assumed")
+            per_pass = _speed_figure(full)
+        expected_seconds = startup + examples * passes.value * per_pass.value
+        per_example = {"queries": queries, "forward_passes": passes, "seconds_per_pass": per_pass}
+        basis = f"queries: {queries.origin}; s/pass: {per_pass.origin}"
+        return Estimate(expected_seconds, bound_seconds, bound_queries, examples * queries.value, per_example, basis)
+
+    # ----------------------------------------------------------------- other stages
+
+    def _stage(self, cell: Cell) -> tuple[float, str]:
+        config, options = cell.config, cell.config.get("options", {})
+        n_train, n_test, labels = self.dataset_size(config["dataset"])
         if cell.kind == "train":
-            rate, basis = self.shape_speed(config["base"], _max_length(config["options"]))
-            epochs = config["options"].get("epochs") or DEFAULT_EPOCHS[_family(config["base"])]
-            return Estimate(epochs * n_train * 3 / rate + n_test / rate, None, basis)
+            shape, length = self.victim_shape(cell)
+            speed = self.speeds.seconds_per_pass(shape.shape, length)
+            epochs = options.get("epochs") or DEFAULT_EPOCHS[_family(config["base"])]
+            return (epochs * n_train * TRAIN_PASSES + n_test) * speed.seconds, _speed_basis(speed)
         if cell.kind == "compress":
-            rate, basis = self.victim_speed(self.plan.cells[cell.deps[0]])
+            parent, length = self.victim_shape(self.plan.cells[cell.deps[0]])
+            teacher = self.speeds.seconds_per_pass(parent.shape, length)
             if config["method"] == "distill":
-                epochs = config["options"].get("epochs") or 10
-                return Estimate(n_train / rate + epochs * n_train * 3 / (10 * rate), None, basis)
-            return Estimate(3 * n_test / rate, None, basis)
+                student, _ = self.victim_shape(cell)
+                speed = self.speeds.seconds_per_pass(student.shape, length)
+                epochs = options.get("epochs") or DEFAULT_EPOCHS["distill"]
+                seconds = n_train * teacher.seconds + epochs * n_train * TRAIN_PASSES * speed.seconds
+                return seconds, _speed_basis(speed)
+            return 3 * n_test * teacher.seconds, _speed_basis(teacher)
         if cell.kind == "mlm":
-            rate, basis = self.shape_speed(config["options"].get("base", "scratch:small"), _max_length(config["options"]))
-            return Estimate((config["options"].get("epochs") or 3) * n_train * 3 / rate, None, basis)
+            length = int(options.get("max_length") or DEFAULT_MAX_LENGTH)
+            shape = base_shape(options.get("base") or "scratch:small", options.get("vocab_size"))
+            speed = self.speeds.seconds_per_pass(shape.shape, length)
+            epochs = options.get("epochs") or DEFAULT_EPOCHS["mlm"]
+            return epochs * n_train * TRAIN_PASSES * speed.seconds, _speed_basis(speed)
         if cell.kind == "substitutes":
-            rate, basis = self.shape_speed("scratch:small" if config["mlm"] == "pretrain" else config["mlm"], 256)
-            return Estimate(n_test * IDENTIFIERS_PER_EXAMPLE / rate, None, basis)
+            shape, length = self.mlm_shape(cell)
+            speed = self.speeds.seconds_per_pass(shape.shape, length)
+            programs = n_test * len(config.get("splits") or ["test"])
+            if config.get("n"):
+                programs = min(programs, int(config["n"]) * len(config.get("splits") or ["test"]))
+            if config.get("sample"):
+                programs = min(programs, int(config["sample"]) * len(config.get("splits") or ["test"]))
+            top_k = int(config.get("options", {}).get("top_k") or 60)
+            return programs * VARIABLES_PER_PROGRAM * (1 + top_k) * speed.seconds, _speed_basis(speed)
         raise AssertionError(cell.kind)
 
-    # ----------------------------------------------------------------- throughput
+    # ----------------------------------------------------------------- shapes
 
-    def victim_speed(self, cell: Cell) -> tuple[float, str]:
-        """Throughput of the model an attack (or a compression) runs: measured on it if it exists."""
-        victim = cell
-        if cell.kind == "attack":
-            victim = self.plan.cells[cell.deps[0]]
-        train = victim if victim.kind == "train" else self.plan.cells[victim.deps[0]]
-        length = _max_length(train.config["options"])
-        folder = self.root / victim.output
-        if self.measure and (folder / "config.json").is_file():
-            return self._measured(("dir", str(folder), length), lambda: _build_from_dir(folder), length, "victim")
-        return self.shape_speed(train.config["base"], length)
+    def victim_shape(self, cell: Cell) -> tuple[ModelShape, int]:
+        """The shape of the model a train or compress cell writes, and the input length it reads."""
+        if cell.key in self._shapes:
+            return self._shapes[cell.key]
+        folder = self.root / cell.output
+        train = cell if cell.kind == "train" else self.plan.cells[cell.deps[0]]
+        length = int(train.config["options"].get("max_length") or DEFAULT_MAX_LENGTH)
+        if (folder / "config.json").is_file():
+            found = local_shape(folder)
+        elif cell.kind == "train":
+            found = base_shape(cell.config["base"], cell.config["options"].get("vocab_size"))
+            if not found.available and found.hub_id:
+                self.unavailable[found.hub_id] = f"{hub_hint(found.hub_id)}; priced from its shape ({found.source})"
+        else:
+            parent, _ = self.victim_shape(train)
+            method, options = cell.config["method"], cell.config["options"]
+            if method == "quantize" and (options.get("dtype") or "int8") == "int8":
+                found = ModelShape(parent.shape, f"{parent.source}, int8", int8=True)
+            elif method == "distill":
+                found = ModelShape(self._student(cell, length), "distillation's size search")
+            else:  # pruning zeroes weights; fp16/bf16 casts keep the shape
+                found = parent
+        self._shapes[cell.key] = (found, length)
+        return found, length
 
-    def shape_speed(self, base: str, length: int) -> tuple[float, str]:
-        """Throughput of a randomly initialised model shaped like `base` (an upper-bound stand-in)."""
-        if not self.measure:
-            return _assumed_speed(base, length), "assumed"
-        return self._measured(("shape", _shape_name(base), length), lambda: _build_shape(base, length), length,
-                              f"{_shape_name(base)} shape")
+    def _student(self, cell: Cell, length: int) -> Shape:
+        options = cell.config["options"]
+        fixed = {"layers": options.get("layers"), "hidden": options.get("hidden"), "heads": options.get("heads"),
+                 "intermediate": options.get("intermediate"), "vocab": options.get("vocab_size")}
+        labels = self.dataset_size(cell.config["dataset"])[2]
+        target = float(options.get("target_mb") or 3.0)
+        key = json.dumps([target, length, labels, fixed], sort_keys=True)
+        found = self.speeds.memo("student-shape", key,
+                                 lambda: student_shape(target, length, labels, fixed).to_json())
+        return Shape(**found)
 
-    def _measured(self, key, build, length: int, what: str) -> tuple[float, str]:
-        if key not in self._speed:
-            try:
-                model = build()
-                speed = measure_throughput(model, length, self.device, threads=self.threads)
-                self._speed[key] = (speed, f"measured ({what})")
-            except Exception as err:  # noqa: BLE001 - an estimate must never stop a dry run
-                self._speed[key] = (_assumed_speed(key[1], length), f"assumed ({type(err).__name__})")
-        return self._speed[key]
+    def mlm_shape(self, cell: Cell) -> tuple[ModelShape, int]:
+        mlm_cells = [self.plan.cells[d] for d in cell.deps if self.plan.cells[d].kind == "mlm"]
+        if mlm_cells:
+            options = mlm_cells[0].config["options"]
+            folder = self.root / mlm_cells[0].output
+            found = local_shape(folder) if (folder / "config.json").is_file() else \
+                base_shape(options.get("base") or "scratch:small", options.get("vocab_size"))
+            return found, int(options.get("max_length") or DEFAULT_MAX_LENGTH)
+        found = base_shape(cell.config["mlm"])
+        if not found.available and found.hub_id:
+            self.unavailable[found.hub_id] = f"{hub_hint(found.hub_id)}; priced from its shape ({found.source})"
+        length = int(cell.config.get("options", {}).get("max_length") or min(512, found.shape.max_positions))
+        return found, length
 
     # ----------------------------------------------------------------- data
 
-    def dataset_size(self, data: dict[str, Any]) -> tuple[int, int]:
+    def dataset_size(self, data: dict[str, Any]) -> tuple[int, int, int]:
+        """(train examples, test examples, labels)."""
         key = repr(sorted(data.items()))
         if key not in self._sizes:
-            self._sizes[key] = _dataset_size(data, build=self.measure)
+            self._sizes[key] = _dataset_size(data, build=self.count_builtins)
         return self._sizes[key]
 
+    @staticmethod
+    def task(data: dict[str, Any]) -> str:
+        if data.get("builtin"):
+            from engine.datasets.registry import BUILTINS
 
-def measure_throughput(model, length: int, device: str = "cpu", batch: int = 32, seconds: float = 1.0,
-                       threads: int | None = None) -> float:
-    """Sequences per second of `model` on random token ids of `length`, batch `batch`, with the stages' threads."""
-    import torch
+            return BUILTINS[data["builtin"]].task
+        return data.get("task") or FILE_TASKS.get(data.get("loader"), "classification")
 
-    from engine.device import resolve_device, synchronize
 
-    if threads:
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            return measure_throughput(model, length, device, batch, seconds)
-        finally:
-            torch.set_num_threads(before)
-    target = resolve_device(device)
-    model.to(target).eval()
-    vocab = int(getattr(model.config, "vocab_size", 1000))
-    ids = torch.randint(5, max(6, vocab), (batch, length), device=target)
-    mask = torch.ones_like(ids)
-    with torch.inference_mode():
-        model(input_ids=ids[:2], attention_mask=mask[:2])  # warm-up
-        synchronize(target)
-        started, done = time.perf_counter(), 0
-        while done == 0 or time.perf_counter() - started < seconds:
-            model(input_ids=ids, attention_mask=mask)
-            synchronize(target)
-            done += batch
-    return done / (time.perf_counter() - started)
+def _speed_figure(speed: Speed) -> Figure:
+    return Figure(speed.seconds, "measured" if speed.source in ("measured now", "cache") else "prior",
+                  speed.detail or speed.source)
+
+
+def _speed_basis(speed: Speed) -> str:
+    return {"measured now": "measured now", "cache": "measured (cache)"}.get(speed.source, "prior speed")
 
 
 def _family(base: str) -> str:
     return "scratch" if base.startswith("scratch") else "pretrained"
 
 
-def _max_length(options: dict[str, Any]) -> int:
-    return int(options.get("max_length") or 256)
-
-
-def _shape_name(base: str) -> str:
-    if base.startswith("scratch"):
-        return "scratch:" + (base.partition(":")[2] or "small")
-    if base.lower().startswith("minilm") or base.lower() == "all-minilm-l6-v2":
-        return "minilm"
-    return "roberta-base"
-
-
-def _build_shape(base: str, length: int):
-    from transformers import AutoConfig, AutoModelForSequenceClassification, RobertaConfig
-
-    from engine.models import SCRATCH_SIZES, minilm_path
-
-    name = _shape_name(base)
-    if name == "minilm":
-        config = AutoConfig.from_pretrained(minilm_path())
-        return AutoModelForSequenceClassification.from_config(config)
-    size = SCRATCH_SIZES[name.partition(":")[2]] if name.startswith("scratch") else SCRATCH_SIZES["base"]
-    vocab = size.vocab if name.startswith("scratch") else 50265
-    config = RobertaConfig(vocab_size=vocab, hidden_size=size.hidden, num_hidden_layers=size.layers,
-                           num_attention_heads=size.heads, intermediate_size=size.ffn,
-                           max_position_embeddings=max(length, 512) + 2, type_vocab_size=1, num_labels=2)
-    return AutoModelForSequenceClassification.from_config(config)
-
-
-def _build_from_dir(folder: Path):
-    from engine.models import load_classifier
-
-    loaded = load_classifier(folder)
-    return loaded[0] if isinstance(loaded, tuple) else loaded
-
-
-# Sequences per second at length 256 on one CPU core, used only when nothing can be measured.
-_ASSUMED_CPU_RATE = {"scratch:tiny": 400.0, "scratch:small": 60.0, "scratch:base": 6.0, "minilm": 25.0,
-                     "roberta-base": 5.0}
-
-
-def _assumed_speed(base: str, length: int) -> float:
-    return _ASSUMED_CPU_RATE.get(_shape_name(base), 5.0) * 256 / max(1, length)
-
-
-def _dataset_size(data: dict[str, Any], build: bool) -> tuple[int, int]:
-    """(train, test) examples: counted from the builtin's (cached or new) build, else assumed."""
+def _dataset_size(data: dict[str, Any], build: bool) -> tuple[int, int, int]:
+    """(train, test, labels): counted from the builtin's (cached or new) build, else assumed."""
     from engine.datasets.loaders import DEFAULT_FRACTIONS
 
     if not data.get("builtin"):
-        return FILE_SIZES.get(data.get("loader"), ASSUMED_SIZE)
+        train, test = FILE_SIZES.get(data.get("loader"), ASSUMED_SIZE)
+        return train, test, FILE_LABELS.get(data.get("loader"), 2)
+    from engine.datasets.registry import BUILTINS
+
+    labels = 10
     if build:
         try:
             from engine.datasets.registry import build_builtin
 
-            total = len(build_builtin(data["builtin"], size=data.get("size"), progress=False).records)
+            pool = build_builtin(data["builtin"], size=data.get("size"), progress=False)
+            total, labels = len(pool.records), len(pool.label_names)
         except Exception:  # noqa: BLE001 - fall back to the assumption below
-            return ASSUMED_SIZE
+            total = 10 * (data.get("size") or BUILTINS[data["builtin"]].default_size)
     else:  # without building: size per class (or per problem) times an assumed 10 classes
-        from engine.datasets.registry import BUILTINS
-
         total = 10 * (data.get("size") or BUILTINS[data["builtin"]].default_size)
-    return int(total * DEFAULT_FRACTIONS["train"]), int(total * DEFAULT_FRACTIONS["test"])
+    return int(total * DEFAULT_FRACTIONS["train"]), int(total * DEFAULT_FRACTIONS["test"]), labels
+
+
+# --------------------------------------------------------------------------- wall time on K workers
+
+
+def wall_time(plan: Plan, seconds: dict[str, float], todo: set[str], workers: int) -> float:
+    """Seconds until every cell in `todo` is finished with `workers` cells at once.
+
+    The scheduler's own policy (`run.run_plan`): in plan order, a cell starts as soon as the cells
+    it reads are finished and a slot is free; cells not in `todo` are finished already.
+    """
+    finish: dict[str, float] = {}
+    running: list[tuple[float, str]] = []
+    pending = [name for name in plan.cells if name in todo]
+    now = 0.0
+    while pending or running:
+        for name in list(pending):
+            if len(running) >= max(1, workers):
+                break
+            deps = [d for d in plan.cells[name].deps if d in todo]
+            if all(d in finish and finish[d] <= now for d in deps):
+                pending.remove(name)
+                running.append((now + seconds.get(name, 0.0), name))
+        if not running:  # dependencies outside the plan: nothing can start (never loop forever)
+            break
+        running.sort()
+        end, name = running.pop(0)
+        now = max(now, end)
+        finish[name] = end
+    return now
 
 
 def format_seconds(seconds: float) -> str:
@@ -227,4 +303,4 @@ def format_seconds(seconds: float) -> str:
         return f"{seconds / 60:.0f} min"
     if seconds < 3 * 86400:
         return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+    return f"{seconds / 86400:,.1f} days"

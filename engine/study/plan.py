@@ -135,6 +135,8 @@ def expand(config: StudyConfig) -> Plan:
                                   "attack": attack.name, "recipe": attack.values["recipe"],
                                   "n": attack.values["n"], "budget": attack.values["budget"], "seed": seed,
                                   "options": attack.options, "substitutes": natural}
+                        if config.examples_per_cell:  # only then: unsampled cells keep their keys
+                            hashed["sample"] = config.examples_per_cell
                         deps = [victim.name] + ([substitutes.name] if natural is True and substitutes is not None else [])
                         cell = add("attack", [dataset.name, model.name, variant, attack.name, f"s{seed}"], hashed, deps,
                                    runtime | {"batch_size": attack.values["batch_size"]},
@@ -162,10 +164,15 @@ def _substitute_cells(config: StudyConfig, dataset: DatasetSpec, add, runtime: d
         mlm = add("mlm", [dataset.name], {"dataset": data, "options": config.mlm.options}, [], dict(runtime),
                   {"dataset": dataset.name})
         deps.append(mlm.name)
-    splits = sorted({a.options.get("split", "test") for a in config.attacks if config.attack_needs_substitutes(a)})
-    return add("substitutes", [dataset.name], {"dataset": data, "mlm": source, "splits": splits,
-                                               "options": config.substitutes.options},
-               deps, dict(runtime), {"dataset": dataset.name})
+    natural = [a for a in config.attacks if config.attack_needs_substitutes(a)]
+    splits = sorted({a.options.get("split", "test") for a in natural})
+    # Only the programs the attacks read: the first n (the largest n of those attacks), and with
+    # examples_per_cell the same sample (when the attacks share one n, hence one population).
+    sizes = {a.values["n"] for a in natural}
+    hashed = {"dataset": data, "mlm": source, "splits": splits, "options": config.substitutes.options, "n": max(sizes)}
+    if config.examples_per_cell and len(sizes) == 1:
+        hashed["sample"] = config.examples_per_cell
+    return add("substitutes", [dataset.name], hashed, deps, dict(runtime), {"dataset": dataset.name})
 
 
 # --------------------------------------------------------------------------- what is done

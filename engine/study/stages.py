@@ -99,12 +99,17 @@ def build_calls(cell: Cell, plan: Plan, *, progress: bool,
         mlm = out_of("mlm") if any(plan.cells[d].kind == "mlm" for d in cell.deps) else config["mlm"]
         argv = ["substitutes", "--mlm", mlm, *dataset_argv(config["dataset"]), "--out", out,
                 "--split", ",".join(config["splits"]), *options_argv(config["options"]), *runtime("substitutes")]
+        for key in ("n", "sample"):  # set only for sampled studies
+            if config.get(key):
+                argv += [f"--{key}", str(config[key])]
         return [StageCall("engine", tuple(argv))]  # resumes by itself: programs already written are skipped
     if cell.kind == "attack":
         victim = out_of("compress") if config["variant"] != "original" else out_of("train")
         argv = ["attack", "--attack", config["recipe"], "--model", victim, *dataset_argv(config["dataset"]),
                 "--n", str(config["n"]), "--budget", str(config["budget"]), "--seed", str(config["seed"]),
                 "--out", out]
+        if config.get("sample"):
+            argv += ["--sample", str(config["sample"])]
         if settings.get("batch_size"):
             argv += ["--batch-size", str(settings["batch_size"])]
         if config["substitutes"] == "dataset":

@@ -7,6 +7,11 @@ empty one and measures every shape the plan needs, "warm" reads what the cold ru
 repeats) side by side, with the load average, since a shared machine slows the measuring.
 
     .venv/bin/python bench/study_plan.py [--preset paper] [--repeat 3]
+    .venv/bin/python bench/study_plan.py --check-depth   # depth-scaled timing vs the whole model
+
+`--check-depth` times the presets' 12-layer shapes whole and as the plan does (two layers, scaled
+by depth), side by side, and prints the ratio: the scaled figure should sit within a few per
+cent of the whole one (above it by the embeddings' and head's share).
 """
 from __future__ import annotations
 
@@ -33,11 +38,27 @@ def dry_run(preset: str, cache: Path, out: Path, *extra: str) -> float:
     return seconds
 
 
+def check_depth(repeat: int) -> None:
+    from engine.study.shapes import ROBERTA_BASE
+    from engine.study.throughput import measure
+
+    print(f"depth-scaled vs whole-model timing, 1 sequence per pass, best of {repeat}, load {os.getloadavg()[0]:.1f}")
+    for length in (256, 512):
+        whole = min(measure(ROBERTA_BASE, length, 1, "cpu", scale_depth=False, seconds=2.0) for _ in range(repeat))
+        scaled = min(measure(ROBERTA_BASE, length, 1, "cpu", seconds=1.0) for _ in range(repeat))
+        print(f"  {ROBERTA_BASE.label} at {length} tokens: whole {whole * 1000:7.1f} ms   "
+              f"scaled {scaled * 1000:7.1f} ms   scaled/whole {scaled / whole:5.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--check-depth", action="store_true", help="compare depth-scaled and whole-model timings")
     args = parser.parse_args()
+    if args.check_depth:
+        check_depth(args.repeat)
+        return
     datasets = Path(os.environ.get("CRT_CACHE_DIR") or Path.home() / ".cache" / "code-robustness-toolkit") / "datasets"
     times: dict[str, list[float]] = {"cold": [], "warm": [], "no-measure": []}
     loads = []

@@ -14,7 +14,12 @@ measuring time, shown in the plan: a figure taken while other jobs ran is slow (
 One measurement: a batch sized so one pass takes about 0.2 s by the prior below (1 sequence of
 512 tokens for a RoBERTa-base on a CPU, 32 for a tiny model), a warm-up pass of one short
 sequence (a full-length one would double the cost of measuring a large model), then passes until
-half a second has gone by. `--no-measure` (and anything the plan cannot measure) uses
+half a second has gone by. Deep models are timed on `MEASURED_LAYERS` of their layers and the
+time scaled by depth: every encoder layer of a shape does the same work, and the embeddings and
+classification head cost a small fraction of one layer, so the scaled figure over-estimates by
+at most that fraction while a cold plan of the paper preset measures its 12-layer shapes in a
+sixth of the time (`bench/study_plan.py --check-depth` prints scaled against whole-model
+timings side by side). The vocabulary is capped as well: it only sizes a table look-up. `--no-measure` (and anything the plan cannot measure) uses
 the prior instead: sequences per second at 256 tokens per CPU core for the shapes below,
 other shapes scaled by their multiply-adds per token, and inputs of L tokens costing L/256 as
 much (`prior_seconds`).
@@ -38,6 +43,7 @@ FORMAT = 1
 TARGET_PASS_SECONDS = 0.2
 MEASURE_SECONDS = 0.5
 WARM_UP_TOKENS = 16
+MEASURED_LAYERS = 2  # deeper shapes are timed on this many layers and scaled by depth
 
 # Sequences per second at 256 tokens on one CPU core (fp32), the anchor of every prior.
 _PRIOR_RATE = {"scratch:tiny": 400.0, "scratch:small": 60.0, "scratch:base": 6.0, "minilm": 25.0,
@@ -181,7 +187,9 @@ class SpeedBook:
         label = f"{shape.label} {'int8' if int8 else 'fp32'} at {length} tokens on {self.device}"
         print(f"measuring {label} (first plan on this machine for this shape; cached in {self.cache_path})",
               file=self.log, flush=True)
-        batch = max(1, min(32, round(TARGET_PASS_SECONDS / prior_seconds(shape, length, int8, self.threads))))
+        timed_share = min(shape.layers, MEASURED_LAYERS) / max(shape.layers, 1)  # measure() times this share of the depth
+        per_sequence = prior_seconds(shape, length, int8, self.threads) * timed_share
+        batch = max(1, min(32, round(TARGET_PASS_SECONDS / per_sequence)))
         try:
             seconds = measure(shape, length, batch, self.device, int8=int8, threads=self.threads)
         except Exception as err:  # noqa: BLE001 - a plan must not stop because a measurement failed
@@ -248,17 +256,23 @@ def build_shape_model(shape: Shape, length: int):
 
 
 def measure(shape: Shape, length: int, batch: int, device: str, *, int8: bool = False,
-            threads: int | None = None, seconds: float = MEASURE_SECONDS) -> float:
-    """Seconds per sequence of a forward pass of `shape` at `length` tokens, batch `batch`, on `device`."""
+            threads: int | None = None, seconds: float = MEASURE_SECONDS, scale_depth: bool = True) -> float:
+    """Seconds per sequence of a forward pass of `shape` at `length` tokens, batch `batch`, on `device`
+    (timed on `MEASURED_LAYERS` layers and scaled by depth unless `scale_depth` is false)."""
     import torch
 
     from engine.device import resolve_device, synchronize
 
+    import dataclasses
+
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    timed = shape
+    if scale_depth and shape.layers > MEASURED_LAYERS:
+        timed = dataclasses.replace(shape, layers=MEASURED_LAYERS, vocab=min(shape.vocab, 1000))
     try:
-        model = build_shape_model(shape, length)
+        model = build_shape_model(timed, length)
         if int8:
             from engine.compress.quantize import quantize_int8
 
@@ -266,7 +280,7 @@ def measure(shape: Shape, length: int, batch: int, device: str, *, int8: bool = 
             device = "cpu"  # dynamically quantized layers run on the CPU only
         target = resolve_device(device)
         model.to(target)
-        ids = torch.randint(5, max(6, shape.vocab or 1000), (batch, length), device=target)
+        ids = torch.randint(5, max(6, timed.vocab or 1000), (batch, length), device=target)
         mask = torch.ones_like(ids)
         with torch.inference_mode():
             model(input_ids=ids[:1, :WARM_UP_TOKENS], attention_mask=mask[:1, :WARM_UP_TOKENS])  # warm-up, cheaply
@@ -276,6 +290,6 @@ def measure(shape: Shape, length: int, batch: int, device: str, *, int8: bool = 
                 model(input_ids=ids, attention_mask=mask)
                 synchronize(target)
                 done += batch
-        return (time.perf_counter() - started) / done
+        return (time.perf_counter() - started) / done * shape.layers / timed.layers
     finally:
         torch.set_num_threads(before)

@@ -13,7 +13,10 @@ Both sides run on the same inputs in one process, after a warm-up call (numba's 
 cache load is excluded), each repeated until it has run for --seconds; the table prints the
 microseconds per call and the ratio reference / kernel.
 
-    .venv/bin/python bench/kernels.py [--seconds 0.5] [--scale 1]
+    .venv/bin/python bench/numba_kernels.py [--seconds 0.5] [--scale 1]
+
+Not named kernels.py: run as a script, bench/ comes first on sys.path and would shadow the
+`kernels` package that transformers imports.
 """
 from __future__ import annotations
 

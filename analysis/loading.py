@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,21 @@ def load_logs(directories: list[str | Path]) -> Logs:
     runs = pl.DataFrame({"path": list(file_runs), "run": list(file_runs.values())}, schema={"path": pl.String, "run": pl.String})
     records = records.join(runs, on="path", how="left")
     return Logs(records=records, manifests=manifests, sources=sources, warnings=notes)
+
+
+TRUNCATED = ("include", "exclude", "only")
+
+
+def select_truncated(logs: Logs, mode: str = "include") -> Logs:
+    """The logs with all records (`include`), without those of programs longer than the model's
+    window (`exclude`), or with only those (`only`). A record that does not say (`truncated` null:
+    an error before tokenizing, a log of schema version 1) counts as not truncated."""
+    if mode not in TRUNCATED:
+        raise UserError(f"--truncated {mode!r}: use one of {', '.join(TRUNCATED)}")
+    if mode == "include":
+        return logs
+    truncated = pl.col("truncated").fill_null(False)
+    return replace(logs, records=logs.records.filter(truncated if mode == "only" else ~truncated))
 
 
 # One attack run records an example once; the same key twice means a run was copied or

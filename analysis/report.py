@@ -21,7 +21,7 @@ import polars as pl
 from analysis import figures as figs
 from analysis.audit import Audit, audit
 from analysis.comparisons import Comparisons, compare
-from analysis.loading import Logs, load_logs
+from analysis.loading import Logs, load_logs, select_truncated
 from analysis.metrics import cell_metrics, prepare
 from analysis.render import latex_environment, html_environment, latex_table, markdown_table, side_by_side, write_csv
 from analysis.tables import Table, all_tables
@@ -58,10 +58,11 @@ class Analysis:
 
 
 def analyse(directories: list[str | Path], *, correction: str = "holm", family_scheme: str = "cell",
-            mcnemar: str = "midp", alpha: float = 0.05, resamples: int = 1000, seed: int = 0, worst: int = 10) -> Analysis:
+            mcnemar: str = "midp", alpha: float = 0.05, resamples: int = 1000, seed: int = 0, worst: int = 10,
+            truncated: str = "include") -> Analysis:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    logs = load_logs(directories)
+    logs = select_truncated(load_logs(directories), truncated)  # `--truncated`: analysis.loading.select_truncated
     timings["load"] = time.perf_counter() - start
     variants = variant_table(logs)
     records = prepare(logs, variants)

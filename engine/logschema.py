@@ -47,7 +47,8 @@ FIELDS: tuple[Field, ...] = (
     Field("original_code", "str", False, "the attacked program as the victim saw it"),
     Field("adversarial_code", "str", True, "the final adversarial program (null when none was produced)"),
     Field("rename_map", "json", True, "{old: new} of the final adversarial program"),
-    Field("identifiers", "int", True, "renameable identifiers available in the original"),
+    Field("identifiers", "int", True, "renameable identifiers available in the original (of a truncated program: those "
+          "with an occurrence the model reads, the only ones the attack may rename)"),
     Field("identifiers_changed", "int", True, "identifiers renamed in the adversarial program"),
     Field("structure_edits", "int", True, "semantics-preserving structure rewrites applied (CODA); 0 for pure renames"),
     Field("tokens", "int", True, "language tokens in the original program"),
@@ -58,7 +59,9 @@ FIELDS: tuple[Field, ...] = (
     Field("victim_time_s", "float", False, "seconds of that spent inside the victim"),
     Field("valid_parses", "bool", True, "adversarial program has no more parse errors than the original (null: none produced)"),
     Field("valid_alpha_equivalent", "bool", True, "adversarial program is alpha-equivalent to the original"),
-    Field("valid_compiles", "bool", True, "compiles (python compile, gcc -fsyntax-only, javac); null when not checkable"),
+    Field("valid_compiles", "bool", True, "compiles (python compile, gcc -fsyntax-only, javac), or, when the original does "
+          "not compile on its own, has exactly the original's compiler errors (see compile_differential); null only "
+          "without a compiler verdict (no compiler, timeout, --no-compile-check)"),
     Field("valid_tests_pass", "bool", True, "passes the example's tests; null when the dataset has none"),
     Field("validity_reasons", "json", True, "list of short reasons for each validity check that failed or could not run, e.g. 'compiles: gcc: …'"),
     Field("compile_differential", "bool", True, "how valid_compiles was decided: true when the original does not compile on "

@@ -4,12 +4,16 @@ from __future__ import annotations
 import argparse
 
 from analysis.comparisons import FAMILY_SCHEMES
+from analysis.loading import TRUNCATED
 from analysis.stats import CORRECTIONS
 
 
 def add_log_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--logs", nargs="+", required=True, metavar="DIR",
                    help="log directories written by `engine attack` (*.jsonl read recursively, manifest.json per run)")
+    p.add_argument("--truncated", choices=TRUNCATED, default="include",
+                   help="records of programs longer than the model's window (attacked as the model reads them, "
+                   "`truncated: true`): include them (default), exclude them, or analyse only them")
 
 
 def add_stats_options(p: argparse.ArgumentParser) -> None:
@@ -28,4 +32,5 @@ def analyse_args(args: argparse.Namespace):
     from analysis.report import analyse
 
     return analyse(args.logs, correction=args.correction, family_scheme=args.family, mcnemar=args.mcnemar,
-                   alpha=args.alpha, resamples=args.bootstrap, seed=args.seed, worst=getattr(args, "worst", 10))
+                   alpha=args.alpha, resamples=args.bootstrap, seed=args.seed, worst=getattr(args, "worst", 10),
+                   truncated=getattr(args, "truncated", "include"))

@@ -247,3 +247,18 @@ def test_truncated_records_are_counted_and_filtered_and_version_1_logs_still_rea
     assert cell_metrics(records, resamples=0)["truncated"].sum() == 2
     checks = audit(records).checks
     assert (checks["successes"].sum(), checks["compiles_differential"].sum(), checks["truncated"].sum()) == (3, 1, 1)
+
+
+def test_the_audit_command_filters_truncated_records_and_counts_differential_verdicts(tmp_path, capsys):
+    from analysis.cli import main as analysis_main
+
+    write_run(tmp_path / "run", [
+        success("t1", truncated=True, input_tokens=900, input_tokens_read=512, compile_differential=True),
+        success("s1", truncated=False, input_tokens=90, input_tokens_read=90, compile_differential=True),
+        success("s2", truncated=False, input_tokens=80, input_tokens_read=80, compile_differential=False)])
+    for mode, expected in (("include", (3, 2, 1)), ("exclude", (2, 1, 0)), ("only", (1, 1, 1))):
+        assert analysis_main(["audit", "--logs", str(tmp_path), "--truncated", mode, "--json"]) == 0
+        row = json.loads(capsys.readouterr().out)["checks"][0]
+        assert (row["successes"], row["compiles_differential"], row["truncated"]) == expected
+    assert analysis_main(["audit", "--logs", str(tmp_path)]) == 0
+    assert "2 of 3 compile verdicts differential" in capsys.readouterr().out

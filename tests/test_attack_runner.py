@@ -89,7 +89,8 @@ def test_bad_examples_get_a_status_not_a_crash(tmp_path):
     victim = KeyVictim()
     victim.max_length = 200
     victim.untruncated_lengths = lambda codes: [len(c) // 2 for c in codes]
-    _, records = run(victim, key_dataset(1, extra), tmp_path, "wir-random")
+    summary, records = run(victim, key_dataset(1, extra), tmp_path, "wir-random")
+    assert (summary["truncated"], summary["truncated_attacked"]) == (1, 1)
     by_id = {r["example_id"]: r for r in records}
     for record in records:
         validate_record(record)

@@ -3,7 +3,10 @@
 Per attack and model variant, over successful attacks: the share that re-parses cleanly, is
 alpha-equivalent to the original, compiles (where a compiler ran) and passes its tests (where the
 dataset has tests); each share is over the successes where that check ran, the unknown ones are
-counted separately. Failures are broken down by the reason category the engine logged (the text
+counted separately. `compiles_differential` counts the compile verdicts that compared the
+adversarial program's compiler errors with those of an original that does not compile on its
+own (engine/attacks/validity.py); `truncated` counts successes on programs longer than the
+model's window. Failures are broken down by the reason category the engine logged (the text
 before the first ':' of each `validity_reasons` entry), and the worst examples (most failed
 checks) are listed with their reasons.
 """
@@ -29,7 +32,9 @@ class Audit:
 def audit(records: pl.DataFrame, worst: int = 10) -> Audit:
     successes = records.filter(pl.col("success"))
     failed_checks = pl.sum_horizontal(*((pl.col(f"valid_{c}") == False).fill_null(False).cast(pl.Int32) for c in CHECKS))  # noqa: E712
-    aggregations = [pl.len().alias("successes"), pl.col("valid_success").sum().alias("valid")]
+    aggregations = [pl.len().alias("successes"), pl.col("valid_success").sum().alias("valid"),
+                    pl.col("compile_differential").fill_null(False).sum().alias("compiles_differential"),
+                    pl.col("truncated").fill_null(False).sum().alias("truncated")]
     for check in CHECKS:
         column = pl.col(f"valid_{check}")
         aggregations += [column.sum().alias(f"{check}_true"), column.is_not_null().sum().alias(f"{check}_checked"),

@@ -10,14 +10,14 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from engine.errors import UserError
-from engine.logschema import FIELDS, SCHEMA_VERSION, STATUSES, SchemaError, validate_record
+from engine.logschema import FIELDS, READABLE_VERSIONS, STATUSES, SchemaError, validate_record
 
 MANIFEST_NAME = "manifest.json"
 CODE_COLUMNS = ("original_code", "adversarial_code", "rename_map")
@@ -106,11 +106,9 @@ def _first_bad_line(path: str, data: bytes | None) -> str | None:
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise SchemaError("line is not a JSON object")
-            validate_record(record)
+            validate_record(record)  # also checks that its schema version is one this analysis reads
         except (ValueError, SchemaError) as err:
             return f"{path}:{number}: {err}"
-        if record["schema_version"] != SCHEMA_VERSION:
-            return f"{path}:{number}: written with log schema version {record['schema_version']}, this analysis reads {SCHEMA_VERSION}"
     return None
 
 
@@ -167,6 +165,21 @@ def load_logs(directories: list[str | Path]) -> Logs:
     return Logs(records=records, manifests=manifests, sources=sources, warnings=notes)
 
 
+TRUNCATED = ("include", "exclude", "only")
+
+
+def select_truncated(logs: Logs, mode: str = "include") -> Logs:
+    """The logs with all records (`include`), without those of programs longer than the model's
+    window (`exclude`), or with only those (`only`). A record that does not say (`truncated` null:
+    an error before tokenizing, a log of schema version 1) counts as not truncated."""
+    if mode not in TRUNCATED:
+        raise UserError(f"--truncated {mode!r}: use one of {', '.join(TRUNCATED)}")
+    if mode == "include":
+        return logs
+    truncated = pl.col("truncated").fill_null(False)
+    return replace(logs, records=logs.records.filter(truncated if mode == "only" else ~truncated))
+
+
 # One attack run records an example once; the same key twice means a run was copied or
 # concatenated twice, and counting it twice would bias every rate and pair the wrong records.
 RECORD_KEY = ["dataset", "model", "compression", "attack", "seed", "example_id"]
@@ -187,7 +200,7 @@ def _check(records: pl.DataFrame, sources: list[tuple[str, bytes | None]]) -> No
     """Vectorised schema checks; on a failure, find the exact file and line in Python."""
     required = [f.name for f in FIELDS if not f.nullable and f.name in COLUMNS]
     bad = pl.any_horizontal(*(pl.col(name).is_null() for name in required)) | ~pl.col("status").is_in(list(STATUSES)) \
-        | (pl.col("schema_version") != SCHEMA_VERSION)
+        | ~pl.col("schema_version").is_in(READABLE_VERSIONS)
     offending = records.filter(bad).select("path").unique()
     if offending.height:
         data = dict(sources)

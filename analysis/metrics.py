@@ -100,6 +100,7 @@ def cell_metrics(records: pl.DataFrame, resamples: int = 1000, seed: int = 0, al
         *(flag.sum().alias(name) for name, flag in count_flags().items()),
         (pl.col("status") == "skipped_misclassified").sum().alias("skipped_misclassified"),
         (pl.col("status") == "skipped_no_identifiers").sum().alias("skipped_no_identifiers"),
+        pl.col("truncated").fill_null(False).sum().alias("truncated"),  # records of programs past the model's window
         pl.col("seed").n_unique().alias("seeds"),
         pl.col("forward_passes").filter(pl.col("attacked")).mean().alias("queries_forward"),
         *(pl.col(column).filter(pl.col(subset)).mean().alias(name) for name, (column, subset) in MEANS.items()),

@@ -27,7 +27,7 @@ from analysis import figures as figs
 from analysis.audit import Audit, audit
 from analysis.comparisons import Comparisons, compare
 from analysis.findings import Finding, findings, measures
-from analysis.loading import Logs, load_logs
+from analysis.loading import Logs, load_logs, select_truncated
 from analysis.metrics import cell_metrics, prepare
 from analysis.pdf import compile_pdf
 from analysis.render import (Tex, display, header_groups, html_environment, latex_environment, latex_parts, latex_table,
@@ -80,10 +80,10 @@ def _count(n: int, noun: str) -> str:
 
 def analyse(directories: list[str | Path], *, labels: dict[str, str] | None = None, correction: str = "holm",
             family_scheme: str = "cell", mcnemar: str = "midp", alpha: float = 0.05, resamples: int = 1000,
-            seed: int = 0, worst: int = 10) -> Analysis:
+            seed: int = 0, worst: int = 10, truncated: str = "include") -> Analysis:
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    logs = load_logs(directories)
+    logs = select_truncated(load_logs(directories), truncated)  # `--truncated`: analysis.loading.select_truncated
     timings["load"] = time.perf_counter() - start
     variants = variant_table(logs, labels)
     records = prepare(logs, variants)

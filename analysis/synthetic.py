@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from engine.logschema import SCHEMA_VERSION
+from engine.logschema import FIELDS, SCHEMA_VERSION
 
 PROGRAM = "def {name}(values):\n    total = 0\n    for item in values:\n        total += item\n    return total\n"
 
@@ -109,7 +109,8 @@ def study_records(study: Study, variant: Variant, attack: str, seed: int, rng: n
         when(succ, pl.when(pl.col("compiles")).then(pl.lit([], pl.List(pl.String)))
              .otherwise(pl.lit(["compiles: synthetic compiler error"], pl.List(pl.String)))).alias("validity_reasons"),
     )
-    return frame
+    unset = [f.name for f in FIELDS if f.name not in frame.columns]  # optional fields nothing above simulates: null
+    return frame.with_columns(pl.lit(None).alias(name) for name in unset)
 
 
 def manifest(study: Study, variant: Variant, attack: str, seed: int, original: Variant) -> dict:

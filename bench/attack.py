@@ -2,7 +2,8 @@
 
 For each recipe (MHM and ALERT by default) the same examples of a test split (`stdlib-attribution`
 by default; `--data-format gcj --data ../shared/data/gcjpy` for real programs, many of them
-longer than the model's window: add `--too-long attack`) are attacked twice in this process:
+longer than the model's window: attacked as the model reads them, as `engine attack` does) are
+attacked twice in this process:
 
 - `designed`: the victim as built (batch size --batch-size, length bucketing, program and
   token-sequence caches, candidates' token ids spliced into the original's), candidates made
@@ -23,7 +24,7 @@ stage, so by default both ALERT runs draw from the random-name pool (`--alert-so
 `--substitutes PATH` uses a cache written by `engine substitutes` instead.
 
     .venv/bin/python bench/attack.py --model /tmp/victim-small [--n 20] [--recipes mhm,alert] [--threads 1]
-    .venv/bin/python bench/attack.py --model /tmp/gcj-victim --data-format gcj --data ../shared/data/gcjpy --too-long attack
+    .venv/bin/python bench/attack.py --model /tmp/gcj-victim --data-format gcj --data ../shared/data/gcjpy
 """
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ def main() -> int:
     parser.add_argument("--modes", default="designed,naive")
     parser.add_argument("--data-format", default=None, help="a dataset file format (gcj, jsonl, …) instead of stdlib-attribution")
     parser.add_argument("--data", default=None, help="the dataset path for --data-format")
-    parser.add_argument("--too-long", default="error", help="programs longer than the model's window: error|attack")
+    parser.add_argument("--too-long", default="attack", help="programs longer than the model's window: attack (the "
+                        "truncated view, as engine attack does) or error")
     args = parser.parse_args()
     if (args.data_format is None) != (args.data is None):
         parser.error("--data-format and --data go together")

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from engine.errors import UserError
-from engine.logschema import FIELD_NAMES, validate_record
+from engine.logschema import FIELD_NAMES, SCHEMA_VERSION, validate_record
 
 from analysis.loading import LogWarning, load_logs
 from analysis.metrics import cell_metrics, prepare
@@ -18,7 +18,7 @@ from analysis.variants import variant_table
 
 def record(example_id: str, status: str, **changes) -> dict:
     rec = {name: None for name in FIELD_NAMES}
-    rec.update(schema_version=1, example_id=example_id, dataset="toy_set", task="defect", language="python",
+    rec.update(schema_version=SCHEMA_VERSION, example_id=example_id, dataset="toy_set", task="defect", language="python",
                model="m", compression="none", attack="mhm", seed=0, true_label=1, original_prediction=1,
                original_probability=0.9, status=status, original_code="def f(a):\n    return a\n", queries=0,
                forward_passes=0, wall_time_s=0.0, victim_time_s=0.0, identifiers=3, tokens=10)
@@ -222,3 +222,45 @@ def test_several_seeds_get_cluster_bootstrap_intervals_over_examples(tmp_path):
     row = metrics.row(0, named=True)
     assert row["interval"] == "wilson"
     assert (row["asr_low"], row["asr_high"]) == pytest.approx(tuple(float(v) for v in wilson_interval(40, 60)))
+
+
+def version_1(rec: dict) -> dict:
+    """The record as schema version 1 wrote it: without the fields added since."""
+    from engine.logschema import FIELDS
+
+    return {k: v for k, v in rec.items() if k in {f.name for f in FIELDS if f.since == 1}} | {"schema_version": 1}
+
+
+def test_truncated_records_are_counted_and_filtered_and_version_1_logs_still_read(tmp_path):
+    from analysis.audit import audit
+    from analysis.loading import select_truncated
+
+    long = [success("t1", truncated=True, input_tokens=900, input_tokens_read=512, compile_differential=True),
+            record("t2", "failed", truncated=True, input_tokens=700, input_tokens_read=512)]
+    short = [success("s1", truncated=False, input_tokens=90, input_tokens_read=90, compile_differential=False)]
+    write_run(tmp_path / "new", long + short)
+    write_run(tmp_path / "old", [version_1(success("o1"))],
+              manifest=None, name="records-old.jsonl")
+    logs = load_logs([tmp_path])
+    assert logs.records.height == 4 and logs.records.filter(pl.col("example_id") == "o1")["truncated"].to_list() == [None]
+    assert sorted(select_truncated(logs, "only").records["example_id"]) == ["t1", "t2"]
+    assert sorted(select_truncated(logs, "exclude").records["example_id"]) == ["o1", "s1"]  # unknown: not truncated
+    records = prepare(logs, variant_table(logs))
+    assert cell_metrics(records, resamples=0)["truncated"].sum() == 2
+    checks = audit(records).checks
+    assert (checks["successes"].sum(), checks["compiles_differential"].sum(), checks["truncated"].sum()) == (3, 1, 1)
+
+
+def test_the_audit_command_filters_truncated_records_and_counts_differential_verdicts(tmp_path, capsys):
+    from analysis.cli import main as analysis_main
+
+    write_run(tmp_path / "run", [
+        success("t1", truncated=True, input_tokens=900, input_tokens_read=512, compile_differential=True),
+        success("s1", truncated=False, input_tokens=90, input_tokens_read=90, compile_differential=True),
+        success("s2", truncated=False, input_tokens=80, input_tokens_read=80, compile_differential=False)])
+    for mode, expected in (("include", (3, 2, 1)), ("exclude", (2, 1, 0)), ("only", (1, 1, 1))):
+        assert analysis_main(["audit", "--logs", str(tmp_path), "--truncated", mode, "--json"]) == 0
+        row = json.loads(capsys.readouterr().out)["checks"][0]
+        assert (row["successes"], row["compiles_differential"], row["truncated"]) == expected
+    assert analysis_main(["audit", "--logs", str(tmp_path)]) == 0
+    assert "2 of 3 compile verdicts differential" in capsys.readouterr().out

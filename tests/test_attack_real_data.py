@@ -1,6 +1,6 @@
 """Attacks on real third-party code (../shared/data Devign functions with ALERT's substitutes):
-every adversarial example is alpha-equivalent and re-parses, and C compile checks say `null`
-(with a reason), not `false`, when the lone function does not compile on its own."""
+every adversarial example is alpha-equivalent and re-parses, and a lone function that does not
+compile on its own still gets a definite (differential) compile verdict."""
 from __future__ import annotations
 
 import re
@@ -70,6 +70,28 @@ def test_mhm_ns_with_devign_substitutes_gives_valid_c_renames(tmp_path):
         check = check_rename(extract(record["original_code"], "c"), record["adversarial_code"], record["rename_map"])
         assert check.alpha_equivalent and check.parses
         assert record["valid_alpha_equivalent"] is True and record["valid_parses"] is True
-        assert record["valid_compiles"] is not False
-        if shutil.which("gcc") and record["valid_compiles"] is None:
-            assert any(reason.startswith("compiles:") for reason in record["validity_reasons"])
+        if shutil.which("gcc"):
+            assert record["valid_compiles"] is True and record["compile_differential"] is not None
+        else:
+            assert record["valid_compiles"] is None and "compiles: gcc not found" in record["validity_reasons"]
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+def test_renamed_devign_functions_get_a_definite_compile_verdict():
+    """Issue 13's target: a definite verdict for at least 95 % (every variable renamed to a fresh name)."""
+    from engine.attacks.validity import ValidityChecker
+    from engine.code import Renamer, validate
+
+    checker = ValidityChecker(tests=False)
+    verdicts = []
+    for _, language, code in list(shared_data.devign_functions())[:40]:
+        extraction = extract(code, language)
+        mapping = {name: f"zq{i}_{name}" for i, name in enumerate(extraction.identifiers)}
+        if not mapping or validate(extraction, mapping):
+            continue
+        result = checker.check(extraction, Renamer(extraction).apply(mapping), mapping, 0)
+        verdicts.append((result.compiles, result.compile_differential))
+    definite = [ok for ok, _ in verdicts if ok is not None]
+    assert len(verdicts) >= 35 and len(definite) >= 0.95 * len(verdicts)
+    assert sum(differential is True for _, differential in verdicts) >= 0.8 * len(verdicts)  # most need the harness
+    assert sum(definite) >= 0.9 * len(definite)

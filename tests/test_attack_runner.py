@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from attack_support import ConstantVictim, KeyVictim, key_dataset
@@ -88,7 +89,8 @@ def test_bad_examples_get_a_status_not_a_crash(tmp_path):
     victim = KeyVictim()
     victim.max_length = 200
     victim.untruncated_lengths = lambda codes: [len(c) // 2 for c in codes]
-    _, records = run(victim, key_dataset(1, extra), tmp_path, "wir-random")
+    summary, records = run(victim, key_dataset(1, extra), tmp_path, "wir-random")
+    assert (summary["truncated"], summary["truncated_attacked"]) == (1, 1)
     by_id = {r["example_id"]: r for r in records}
     for record in records:
         validate_record(record)
@@ -98,8 +100,67 @@ def test_bad_examples_get_a_status_not_a_crash(tmp_path):
     assert by_id["no-identifiers"]["status"] == "skipped_no_identifiers"
     assert by_id["misclassified"]["status"] == "skipped_misclassified"
     assert by_id["misclassified"]["original_prediction"] == 1 and by_id["misclassified"]["queries"] == 1
-    assert by_id["long"]["status"] == "error" and by_id["long"]["reason"].startswith("too_long")
+    assert by_id["long"]["status"] == "success" and by_id["long"]["truncated"] is True  # attacked by default
+    assert (by_id["long"]["input_tokens"], by_id["long"]["input_tokens_read"]) == (len(extra[-1].code) // 2, 200)
+    assert by_id["ex00"]["truncated"] is False and by_id["empty"]["truncated"] is None
     assert by_id["empty"]["queries"] == 0
+    _, strict = run(victim, key_dataset(0, extra[-1:]), tmp_path / "strict", "wir-random", too_long="error")
+    assert strict[0]["status"] == "error" and strict[0]["reason"].startswith("too_long") and strict[0]["truncated"]
+    assert strict[0]["queries"] == 0
+
+
+class WindowKeyVictim(KeyVictim):
+    """A `KeyVictim` that reads only the first `max_length` characters, one token per character,
+    with the real victim's `untruncated_lengths` and `encode` (what `engine.attacks.window` uses)."""
+
+    max_length = 120
+
+    def row(self, code: str) -> np.ndarray:
+        return super().row(code[: self.max_length])
+
+    def untruncated_lengths(self, codes):
+        return [len(code) for code in codes]
+
+    def encode(self, codes):
+        return [{"input_ids": [ord(c) for c in code[: self.max_length]]} for code in codes]
+
+
+LONG = ("def f(secret, unused):\n    early = secret + 1\n    total = early * 2\n"
+        + "    total = total + 1\n" * 8 + "    late = total\n    only_late = late + unused\n    return only_late\n")
+
+
+@pytest.mark.parametrize("attack", ["random", "wir-random", "mhm"])
+def test_truncated_programs_are_attacked_as_read_and_renames_past_the_window_are_never_made(tmp_path, attack):
+    victim = WindowKeyVictim()
+    dataset = key_dataset(0, [Example(f"long{i}", LONG.replace("f(", f"f{i}("), 0, "python") for i in range(3)])
+    _, records = run(victim, dataset, tmp_path, attack)
+    extract_ = extract(LONG, "python")
+    read_part = LONG[: victim.max_length]
+    hidden = sorted(name for name in extract_.identifiers if name not in read_part)
+    assert hidden == ["late", "only_late"]
+    for record in records:
+        validate_record(record)
+        assert record["status"] == "success" and record["truncated"] is True
+        assert (record["input_tokens"], record["input_tokens_read"]) == (len(record["original_code"]), victim.max_length)
+        assert record["identifiers"] == len(extract_.identifiers) - len(hidden)
+        assert not set(record["rename_map"]) & set(hidden)
+        assert record["identifiers_changed"] == len(record["rename_map"])
+
+
+def test_importance_probes_skip_occurrences_past_the_window(tmp_path):
+    from engine.attacks.base import AttackContext, example_rng
+    from engine.attacks.importance import masked_programs
+    from engine.attacks.window import restrict_to_window
+
+    victim = WindowKeyVictim()
+    example = Example("long", LONG, 0, "python")
+    ctx = AttackContext(example=example, code=LONG, language="python", extraction=extract(LONG, "python"), true_label=0,
+                        victim=victim, rng=example_rng(0, "long"), budget=None)
+    assert restrict_to_window(victim, ctx) == ["late", "only_late"]
+    assert ctx.hidden_from == min(start for start, _, _ in ctx.renamer.spans if start >= victim.max_length)
+    programs, owners = masked_programs(ctx, "X")
+    read = [span for span in ctx.renamer.spans if span[0] < victim.max_length]
+    assert len(programs) == len(read) == len(owners)
 
 
 def test_same_seed_same_records_and_another_seed_differs(tmp_path):

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from engine.logschema import FIELD_NAMES, SchemaError, validate_record
+from engine.logschema import FIELD_NAMES, SCHEMA_VERSION, SchemaError, validate_record
 
 
 def make_record(**changes):
     record = {name: None for name in FIELD_NAMES}
     record.update(
-        schema_version=1, example_id="ex-1", dataset="stdlib-attribution", task="authorship", language="python", model="tiny",
+        schema_version=SCHEMA_VERSION, example_id="ex-1", dataset="stdlib-attribution", task="authorship", language="python", model="tiny",
         compression="none", attack="alert", seed=0, true_label=3, status="failed",
         original_code="x = 1\n", queries=10, forward_passes=7, wall_time_s=0.5, victim_time_s=0.4,
     )
@@ -65,3 +65,21 @@ def test_the_documented_table_is_the_current_schema():
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "log-schema.md").read_text()
     assert "\n".join(markdown_table().splitlines()[2:]) in doc
+
+
+def test_records_of_an_older_schema_version_validate_without_the_fields_added_since():
+    from engine.logschema import FIELDS, READABLE_VERSIONS
+
+    added = {f.name for f in FIELDS if f.since > 1}
+    assert added >= {"truncated", "input_tokens", "input_tokens_read", "compile_differential"}
+    old = {k: v for k, v in make_record().items() if k not in added} | {"schema_version": 1}
+    assert 1 in READABLE_VERSIONS
+    validate_record(old)
+    with pytest.raises(SchemaError, match="unknown fields"):
+        validate_record(old | {"truncated": True})  # version 1 never wrote it
+    with pytest.raises(SchemaError, match="missing fields"):
+        validate_record({k: v for k, v in make_record().items() if k != "truncated"})
+    with pytest.raises(SchemaError, match="schema version 99"):
+        validate_record(make_record(schema_version=99))
+    with pytest.raises(SchemaError, match="should be bool"):
+        validate_record(make_record(truncated=1))

@@ -36,6 +36,11 @@ def run_audit(args: argparse.Namespace) -> int:
     table = validity_full_table(analysis.inputs())
     if table is not None:
         print(markdown_table(table))
+    for r in result.checks.iter_rows(named=True):
+        print(f"- {r['attack']}, {r['model']}, {r['label']}: {r['compiles_differential']} of {r['compiles_checked']} "
+              f"compile verdicts differential (the original does not compile on its own); {r['truncated']} of "
+              f"{r['successes']} successes on truncated programs")
+    print()
     print("### Failures by reason\n")
     print("| attack | model | compression | reason | count | example |\n|:---|:---|:---|:---|---:|:---|")
     for r in result.reasons.iter_rows(named=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from analysis.comparisons import FAMILY_SCHEMES
+from analysis.loading import TRUNCATED
 from analysis.stats import CORRECTIONS
 
 
@@ -13,6 +14,9 @@ def add_log_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", action="append", default=[], metavar="KEY=TEXT",
                    help="name a variant TEXT in every table and figure; KEY is a model name, a study's compression "
                         "name (original, prune, ...), a method or a derived label such as 'Pruned 50 %%' (repeatable)")
+    p.add_argument("--truncated", choices=TRUNCATED, default="include",
+                   help="records of programs longer than the model's window (attacked as the model reads them, "
+                   "`truncated: true`): include them (default), exclude them, or analyse only them")
 
 
 def add_stats_options(p: argparse.ArgumentParser) -> None:
@@ -31,5 +35,6 @@ def analyse_args(args: argparse.Namespace):
     from analysis.report import analyse
     from analysis.variants import parse_label_overrides
 
-    return analyse(args.logs, labels=parse_label_overrides(args.label), correction=args.correction, family_scheme=args.family, mcnemar=args.mcnemar,
-                   alpha=args.alpha, resamples=args.bootstrap, seed=args.seed, worst=getattr(args, "worst", 10))
+    return analyse(args.logs, labels=parse_label_overrides(args.label), correction=args.correction,
+                   family_scheme=args.family, mcnemar=args.mcnemar, alpha=args.alpha, resamples=args.bootstrap,
+                   seed=args.seed, worst=getattr(args, "worst", 10), truncated=getattr(args, "truncated", "include"))

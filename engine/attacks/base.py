@@ -171,6 +171,10 @@ class AttackContext:
     rng: numpy Generator seeded from (run seed, example id).
     budget: maximum queries for this example, the original program's included (None: unlimited).
     original_probs: the victim's row for the unmodified input (queried by the runner, counted).
+    hidden_from: for an input longer than the model's window, the character offset (in
+        `renamer.text`) of the first renameable occurrence the model does not read; None when it
+        reads them all. `variables` then holds only variables with an occurrence before it
+        (`engine.attacks.window`).
     """
 
     def __init__(self, *, example: Example, code: str, language: str, extraction: Extraction,
@@ -193,6 +197,7 @@ class AttackContext:
         self.original_probs = original_probs
         self.first_success: Evaluated | None = None
         self.best: Evaluated | None = None
+        self.hidden_from: int | None = None
 
     # ------------------------------------------------------------------ budget and queries
 

@@ -52,6 +52,8 @@ def masked_programs(ctx: AttackContext, placeholder: str, mode: str = "occurrenc
     text = ctx.renamer.text
     programs, owners = [], []
     for start, end, name in ctx.renamer.spans:
+        if name not in index or ctx.hidden_from is not None and start >= ctx.hidden_from:
+            continue  # past the model's window: masking it changes nothing the model reads
         programs.append(text[:start] + placeholder + text[end:])
         owners.append(index[name])
     return programs, np.asarray(owners, dtype=np.int64)

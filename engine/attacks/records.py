@@ -110,6 +110,9 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "mean_identifiers_changed_success": mean([r["identifiers_changed"] for r in successes
                                                  if r.get("identifiers_changed") is not None]),
         "validity_of_successes": {key: share(f"valid_{key}") for key in ("parses", "alpha_equivalent", "compiles", "tests_pass")},
+        "compile_verdicts_differential": sum(r.get("compile_differential") is True for r in successes),
+        "truncated": sum(r.get("truncated") is True for r in records),
+        "truncated_attacked": sum(r.get("truncated") is True for r in attacked),
     }
 
 
@@ -128,6 +131,7 @@ def summary_table(summary: dict[str, Any], title: str = "") -> str:
         ("Failed", fmt(summary["failed"])),
         ("Skipped: misclassified", fmt(by["skipped_misclassified"])),
         ("Skipped: no identifiers", fmt(by["skipped_no_identifiers"])),
+        ("Truncated: longer than the model reads (attacked)", f"{summary['truncated']} ({summary['truncated_attacked']})"),
         ("Errors", fmt(by["error"]) + (f" ({', '.join(f'{k}: {v}' for k, v in summary['errors_by_reason'].items())})"
                                        if by["error"] else "")),
         ("Original accuracy", fmt(summary["original_accuracy"], pct=True)),
@@ -142,6 +146,7 @@ def summary_table(summary: dict[str, Any], title: str = "") -> str:
     for key, counts in validity.items():
         rows.append((f"Successes valid: {key.replace('_', ' ')}",
                      f"{counts['true']} yes / {counts['false']} no / {counts['unknown']} unknown"))
+    rows.append(("Compile verdicts differential", fmt(summary["compile_verdicts_differential"])))
     width = max(len(k) for k, _ in rows)
     value_width = max(len(v) for _, v in rows)
     line = "+" + "-" * (width + 2) + "+" + "-" * (value_width + 2) + "+"

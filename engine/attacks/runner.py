@@ -3,8 +3,11 @@
 For each selected example (`--n` first of the split, then `--sample N` of those stratified by
 label (`engine.datasets.sampling`), then `--shard K/N` by a hash of the example id) the runner:
 
-1. checks the input (empty, undecodable, unparseable, longer than the model's maximum length:
-   status `error` with a reason, never a crash), parses the attacked side once;
+1. checks the input (empty, undecodable, unparseable: status `error` with a reason, never a
+   crash), parses the attacked side once, and measures what of it the model reads: a program
+   longer than the model's window is attacked as the model reads it (`truncated: true` in the
+   record, with both token counts; only its variables with an occurrence the model reads are
+   given to the search, `window.py`), or recorded as `error` with `--too-long error`;
 2. queries the original (1 query, charged to the example's budget) and skips examples the
    victim already gets wrong (`skipped_misclassified`) or with nothing to rename
    (`skipped_no_identifiers`);
@@ -33,7 +36,8 @@ import numpy as np
 
 from engine.attacks.base import AttackContext, BudgetExhausted, Outcome, Search, VictimLike, example_rng
 from engine.attacks.records import RecordWriter, read_records, records_name, summarize, summary_table
-from engine.attacks.validity import Compiled, ValidityChecker, compiles
+from engine.attacks.validity import ValidityChecker
+from engine.attacks.window import Window, measure, restrict_to_window
 from engine.code import CodeInputError, Extraction, extract
 from engine.datasets.base import Dataset, Example
 from engine.cli_base import parse_k_of_n
@@ -41,7 +45,7 @@ from engine.errors import UserError
 from engine.logschema import FIELD_NAMES, SCHEMA_VERSION
 
 SIDES = ("first", "second", "both")
-TOO_LONG = ("error", "attack")
+TOO_LONG = ("attack", "error")  # attack the truncated view (default), or record an error (strict runs)
 
 
 @dataclass
@@ -60,7 +64,7 @@ class RunOptions:
     resume: bool = False
     overwrite: bool = False
     max_parse_errors: int | None = None  # None: programs with parse errors are attacked (validity is relative)
-    too_long: str = "error"
+    too_long: str = "attack"
     compile_check: bool = True
     tests_check: bool = True
     progress: bool | None = None
@@ -388,19 +392,27 @@ class AttackRunner:
             record.update(status="error", reason=f"unparseable: {extraction.parse_errors} parse errors"
                           + ("" if limit is None else f" (--max-parse-errors {limit})"))
             return None
-        lengths = getattr(self.victim, "untruncated_lengths", None)
-        if self.options.too_long == "error" and lengths is not None:
-            length = lengths([example.code])[0]
-            if length > self.victim.max_length:
-                record.update(status="error", reason=f"too_long: {length} tokens, the model reads {self.victim.max_length} "
-                              "(--too-long attack to attack it anyway)")
-                return None
         return extraction
+
+    def _window(self, example: Example, record: dict[str, Any]) -> tuple[Window | None, bool]:
+        """The input's window, recorded; False when `--too-long error` makes a truncated input an error."""
+        window = measure(self.victim, example.code)
+        if window is None:
+            return None, True
+        record.update(window.fields())
+        if window.truncated and self.options.too_long == "error":
+            record.update(status="error", reason=f"too_long: {window.input_tokens} tokens, the model reads "
+                          f"{window.read_tokens} (--too-long error; the default attacks what the model reads)")
+            return window, False
+        return window, True
 
     def _attack(self, example: Example, sides: list[str | None], record: dict[str, Any], extras: dict[str, Any]) -> None:
         o = self.options
         extraction = self._check_input(example, _side_code(example, sides[0]), record)
         if extraction is None:
+            return
+        window, go_on = self._window(example, record)
+        if not go_on:
             return
         probs = np.asarray(self.victim.predict_proba([example.code]), dtype=np.float64)[0]
         label = int(example.label)
@@ -412,6 +424,7 @@ class AttackRunner:
             return
         used = 1
         outcome = ctx = None
+        past_window: list[str] = []
         for side in sides:
             code = _side_code(example, side)
             if side != sides[0]:
@@ -423,6 +436,15 @@ class AttackRunner:
             ctx = self.context_factory(example=example, code=code, language=example.language, extraction=extraction,
                                 true_label=label, victim=self.victim, rng=example_rng(o.seed, str(example.id)),
                                 budget=o.budget, side=side, queries_used=used, original_probs=probs)
+            if window is not None and window.truncated:
+                hidden = restrict_to_window(self.victim, ctx)
+                if hidden:
+                    extras.setdefault("past_window", {})[side or "program"] = hidden
+                    past_window += hidden
+                if side == sides[0]:
+                    record["identifiers"] = len(ctx.variables)
+            if not ctx.variables:
+                continue
             try:
                 outcome = self.search.attack(ctx)
             except BudgetExhausted:
@@ -435,7 +457,10 @@ class AttackRunner:
             if outcome.success or ctx.exhausted:
                 break
         if ctx is None or outcome is None:
-            record.update(status="skipped_no_identifiers", reason=_no_identifiers_reason(extraction))
+            reason = (f"no renameable identifier in the part the model reads: {len(past_window)} occur only past its "
+                      f"window of {window.read_tokens} tokens" if past_window and window is not None
+                      else _no_identifiers_reason(extraction))
+            record.update(status="skipped_no_identifiers", reason=reason)
             return
         self._finish(record, ctx, outcome, extras)
 
@@ -458,15 +483,9 @@ class AttackRunner:
             record["tokens_changed"] = token_edit_distance(token_texts(ctx.extraction), token_texts(after))
         except CodeInputError as err:
             extras["tokens_changed_error"] = str(err)
-        original_compiles = self._original_compiles(ctx)
         validity = self.validity.check(ctx.extraction, outcome.code, mapping, outcome.structure_edits,
-                                       ctx.example.meta, original_compiles, after=after)
+                                       ctx.example.meta, after=after)
         record.update(validity.fields())
-
-    def _original_compiles(self, ctx: AttackContext) -> Compiled | None:
-        if not self.options.compile_check:
-            return None
-        return compiles(ctx.code, ctx.language)
 
     # ------------------------------------------------------------------ transfer
 
@@ -516,8 +535,12 @@ class AttackRunner:
             record.update(status="success" if success else "failed",
                           reason=None if success else "the transferred program does not fool this victim")
         for key in ("adversarial_code", "rename_map", "identifiers_changed", "structure_edits", "tokens_changed",
-                    "valid_parses", "valid_alpha_equivalent", "valid_compiles", "valid_tests_pass", "validity_reasons"):
+                    "valid_parses", "valid_alpha_equivalent", "valid_compiles", "valid_tests_pass", "validity_reasons",
+                    "compile_differential"):
             record[key] = source.get(key)
+        window = measure(self.victim, example.code)
+        if window is not None:
+            record.update(window.fields())
         record.update(adversarial_prediction=int(probs[1].argmax()), adversarial_probability=float(probs[1][label]),
                       attack=source.get("attack", self.options.attack))
         spent = self.victim.counters() - before

@@ -60,9 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-parse-errors", type=int, default=None,
                    help="record programs with more parse errors than this as errors (default: attack them; "
                    "validity is judged relative to the original)")
-    p.add_argument("--too-long", choices=TOO_LONG, default="error",
-                   help="programs longer than the model's maximum length: record an error (default) or attack "
-                   "the truncated view anyway")
+    p.add_argument("--too-long", choices=TOO_LONG, default="attack",
+                   help="programs longer than the model's maximum length: attack what the model reads, the truncated "
+                   "input (default; records say truncated: true), or record an error (strict runs)")
     p.add_argument("--no-compile-check", action="store_true", help="skip compiling adversarial programs")
     p.add_argument("--no-tests", action="store_true", help="skip running the example's tests on adversarial programs")
     p.add_argument("--fail-fast", action="store_true", help="stop on an internal error instead of recording it")

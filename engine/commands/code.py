@@ -1,4 +1,6 @@
-"""`engine identifiers | rename | check`: the language layer from the command line."""
+"""`engine identifiers | rename | check`: the language layer from the command line.
+
+One program (FILE) per call, or a corpus with `--jsonl IN` (`code_corpus.py`)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +9,7 @@ import sys
 from pathlib import Path
 
 from engine.code import LANGUAGES, Renamer, check_rename, detect_language, extract, validate
+from engine.commands.code_corpus import add_corpus_options, run_corpus
 from engine.errors import UserError
 
 
@@ -18,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "occurrence as a byte span, plus the declared variables left out and why.",
     )
     _add_source_options(p)
+    add_corpus_options(p)
     p.set_defaults(run=run_identifiers)
 
     p = subparsers.add_parser(
@@ -28,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "one line per rejected pair when the mapping is invalid.",
     )
     _add_source_options(p)
-    p.add_argument("--map", required=True, metavar="OLD=NEW,...", help="e.g. --map n=count,i=k")
+    p.add_argument("--map", metavar="OLD=NEW,...", help="e.g. --map n=count,i=k (with --jsonl: for lines without a map)")
+    add_corpus_options(p)
     p.set_defaults(run=run_rename)
 
     p = subparsers.add_parser(
@@ -37,16 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compare a renamed program with its original: new parse errors, "
         "alpha-equivalence under the mapping, and (Python) compile(). Exits 1 when not valid.",
     )
-    p.add_argument("original", help="original program file, or - for stdin")
-    p.add_argument("renamed", help="renamed program file")
+    p.add_argument("original", nargs="?", help="original program file, or - for stdin")
+    p.add_argument("renamed", nargs="?", help="renamed program file")
     p.add_argument("--lang", choices=LANGUAGES, help="language (default: from the original's extension)")
     p.add_argument("--encoding", default="utf-8", help="encoding of the input files (default utf-8)")
-    p.add_argument("--map", required=True, metavar="OLD=NEW,...")
+    p.add_argument("--map", metavar="OLD=NEW,...", help="the mapping (with --jsonl: for lines without a map)")
+    add_corpus_options(p)
     p.set_defaults(run=run_check)
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="program file, or - for stdin")
+    p.add_argument("file", nargs="?", help="program file, or - for stdin (or --jsonl IN for a corpus)")
     p.add_argument("--lang", choices=LANGUAGES, help="language (default: from the file extension)")
     p.add_argument("--encoding", default="utf-8", help="encoding of the input (default utf-8)")
 
@@ -91,7 +97,28 @@ def parse_mapping(text: str) -> dict[str, str]:
     return mapping
 
 
+def _single(args: argparse.Namespace, *names: str) -> None:
+    """One program per call: the positional files are needed, and corpus-only options are refused."""
+    missing = [name for name in names if getattr(args, name) is None]
+    if missing:
+        raise UserError(f"give {' and '.join(n.upper() for n in missing)}, or --jsonl IN for a corpus")
+    if args.out or args.columns:
+        raise UserError("--out and --columns belong to --jsonl (corpus mode)")
+
+
+def _corpus(args: argparse.Namespace, *names: str) -> bool:
+    if args.jsonl is None:
+        return False
+    given = [name.upper() for name in names if getattr(args, name) is not None]
+    if given:
+        raise UserError(f"--jsonl reads the programs from IN; drop {' and '.join(given)}")
+    return True
+
+
 def run_identifiers(args: argparse.Namespace) -> int:
+    if _corpus(args, "file"):
+        return run_corpus(args, "identifiers")
+    _single(args, "file")
     language = _language(args, args.file)
     extraction = extract(read_program(args.file, args.encoding), language)
     report = {"file": args.file, **extraction.to_json()}
@@ -101,6 +128,9 @@ def run_identifiers(args: argparse.Namespace) -> int:
 
 
 def run_rename(args: argparse.Namespace) -> int:
+    if _corpus(args, "file"):
+        return run_corpus(args, "rename", parse_mapping(args.map) if args.map else None)
+    _single(args, "file", "map")
     language = _language(args, args.file)
     mapping = parse_mapping(args.map)
     extraction = extract(read_program(args.file, args.encoding), language)
@@ -120,6 +150,9 @@ def run_rename(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    if _corpus(args, "original", "renamed"):
+        return run_corpus(args, "check", parse_mapping(args.map) if args.map else None)
+    _single(args, "original", "renamed", "map")
     language = _language(args, args.original)
     mapping = parse_mapping(args.map)
     original = read_program(args.original, args.encoding)

@@ -42,7 +42,7 @@ def audit(records: pl.DataFrame, worst: int = 10) -> Audit:
             pl.when(pl.col(f"{check}_checked") > 0).then(pl.col(f"{check}_true") / pl.col(f"{check}_checked")).alias(f"{check}_rate"),
             pl.Series(f"{check}_low", low).fill_nan(None), pl.Series(f"{check}_high", high).fill_nan(None))
     checks = checks.with_columns((pl.col("valid") / pl.col("successes")).alias("valid_rate"))
-    reasons = (successes.select(*AUDIT_KEY, pl.col("validity_reasons").str.json_decode(pl.List(pl.String)).alias("reason"))
+    reasons = (successes.select(*AUDIT_KEY, pl.col("validity_reasons").alias("reason"))
                .explode("reason").drop_nulls("reason")
                .with_columns(pl.col("reason").str.split(":").list.first().str.strip_chars().alias("category"))
                .group_by([*AUDIT_KEY, "category"])

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from engine.attacks.runner import AttackRunner, RunOptions
 from engine.cli import main as engine_main
 from engine.errors import UserError
 from engine.locks import exclusive
+from test_attack_runner import RESUME_SCRIPT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,41 +40,25 @@ def runner(out, dataset=None, attack="wir-random", **options):
 # --------------------------------------------------------------------------- one writer at a time
 
 
-HOLDER = textwrap.dedent("""
-    import sys, time
-    sys.path.insert(0, {tests!r})
-    from attack_support import KeyVictim, key_dataset
-    from engine.attacks import registry
-    from engine.attacks.environment import make_environment
-    from engine.attacks.runner import AttackRunner, RunOptions
-    dataset = key_dataset(40)
-    victim = KeyVictim(delay_s=0.05)
-    params = registry.params_from_args("mhm")
-    search = registry.build_search("mhm", params, make_environment(dataset, victim))
-    AttackRunner(victim=victim, dataset=dataset, out=sys.argv[1], search=search,
-                 options=RunOptions(attack="mhm", params=params, resume=True, progress=False)).run()
-""")
-
-
 def test_a_second_resume_into_a_running_attack_is_refused_naming_the_holder(tmp_path):
-    script = tmp_path / "attack.py"
-    script.write_text(HOLDER.format(tests=str(Path(__file__).parent)))
+    script = tmp_path / "attack.py"  # a slow mhm run over key_dataset(10), resumable
+    script.write_text(RESUME_SCRIPT.format(tests=str(Path(__file__).parent)))
     out = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, str(script), str(out)], env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    first = subprocess.Popen([sys.executable, str(script), str(out), "0.05"], env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
         deadline = time.time() + 60
         while time.time() < deadline and not (out / "records.jsonl").exists():
             time.sleep(0.02)
         with pytest.raises(UserError, match=rf"in use by pid {first.pid} on host .*records\.jsonl\.lock"):
-            runner(out, key_dataset(40), "mhm", resume=True).run()
+            runner(out, key_dataset(10), "mhm", resume=True).run()
     finally:
         first.kill()
         first.wait()
     # the holder was SIGKILLed: its lock is stale, the next run takes it over and finishes the run once
-    done = runner(out, key_dataset(40), "mhm", resume=True)
+    done = runner(out, key_dataset(10), "mhm", resume=True)
     done.run()
     ids = [r["example_id"] for r in read_records(done.records_path)]
-    assert sorted(ids) == sorted(f"ex{i:02d}" for i in range(40)) and len(ids) == len(set(ids))
+    assert sorted(ids) == [f"ex{i:02d}" for i in range(10)] and len(ids) == len(set(ids))
     assert not (out / "records.jsonl.lock").exists()
 
 
@@ -308,3 +292,26 @@ def test_float_options_refuse_nan_and_infinity_at_parse_time(capsys):
                          f"--mhm-threshold={value}"])
         assert caught.value.code == 2
         assert f"argument --mhm-threshold: {value!r} is not a finite number" in capsys.readouterr().err
+
+
+def test_every_float_option_of_every_command_refuses_nan_and_infinity():
+    import argparse
+
+    from analysis.cli import build_parser as analysis_parser
+    from engine.cli import build_parser as engine_parser
+
+    def float_options(parser):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in set(action.choices.values()):
+                    yield from float_options(sub)
+            elif action.type is float:
+                yield parser, action
+
+    found = [(p, a) for build in (engine_parser, analysis_parser) for p, a in float_options(build())]
+    assert len(found) >= 12  # train, compress, pretrain-mlm, attack recipes, analysis --alpha, ...
+    for parser, action in found:
+        assert parser._get_value(action, "0.5") == 0.5
+        for text in ("nan", "inf", "-inf", "1e400"):
+            with pytest.raises(argparse.ArgumentError, match="not a finite number"):
+                parser._get_value(action, text)

@@ -74,14 +74,15 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def storage_error(err: OSError, out: str | None = None) -> str | None:
-    """One line for a write the file system refused (full, read-only, no permission); None otherwise."""
+    """One line for an operation the file system refused (full, read-only, no permission); None otherwise."""
     causes = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
               errno.EPERM: "operation not permitted", errno.EFBIG: "the file is too large"}
     if err.errno not in causes:
         return None
     where = err.filename or (f"a file under {out}" if out else "an output file")
-    return f"cannot write {where}: {causes[err.errno]} ({err.strerror})"
+    verb = "access" if err.errno in (errno.EACCES, errno.EPERM) else "write"  # those two refuse reads too
+    return f"cannot {verb} {where}: {causes[err.errno]} ({err.strerror})"
 
 
 def run_guarded(prog: str, command: str, call: Callable[[], int | None], out: str | None = None) -> int:

@@ -149,6 +149,7 @@ def test_a_field_added_to_the_schema_is_checked_without_further_edits(monkeypatc
     (b'{"schema_version": 1, "example_id": "ex', "records.jsonl: only a partly written line"),
 ])
 @pytest.mark.parametrize("command", ["report", "stats", "audit"])
+@pytest.mark.filterwarnings("ignore:.*truncated final line skipped")
 def test_logs_without_a_complete_record_are_one_clear_error(tmp_path, capsys, content, words, command):
     run = tmp_path / "logs" / "run"
     run.mkdir(parents=True)

@@ -3,7 +3,9 @@
 Records are read with polars (many files in one lazy scan, only the columns analysis needs; the
 programs themselves are fetched later, for the few examples a report shows). A run killed
 mid-write leaves a truncated final line: it is skipped with a warning naming file and line.
-Any other bad line is a `UserError` naming file and line, found by re-reading only that file.
+Every other line must be a record that follows the log schema in full (`analysis.validation`:
+fields, types, ranges, status rules, labels); the first one that does not is a `UserError`
+naming file and line. Logs without a single complete record are an error too.
 """
 from __future__ import annotations
 
@@ -16,16 +18,18 @@ from typing import Any
 
 import polars as pl
 
+from analysis.validation import first_bad_line, rule_columns, shape_mismatches, value_violations
 from engine.errors import UserError
-from engine.logschema import FIELDS, READABLE_VERSIONS, STATUSES, SchemaError, validate_record
+from engine.logschema import FIELDS
 
 MANIFEST_NAME = "manifest.json"
 CODE_COLUMNS = ("original_code", "adversarial_code", "rename_map")
 _DTYPES = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean, "json": pl.String}
-SCHEMA = {f.name: _DTYPES[f.type] for f in FIELDS}
-# A list of reasons: read as a list, not as polars' text rendering of one (which leaves a
-# backslash in a reason, e.g. gcc's "stray '\\'", unescaped and so not JSON).
-SCHEMA["validity_reasons"] = pl.List(pl.String)
+# A list of strings is read as one; other JSON is kept as text, which polars re-serialises
+# (and in doing so drops one backslash of each escaped pair, so text is no place for lists of
+# reasons that quote `stray '\'`).
+_ITEM_DTYPES = {"list[str]": pl.List(pl.String)}
+SCHEMA = {f.name: _ITEM_DTYPES.get(f.items or "", _DTYPES[f.type]) for f in FIELDS}
 # Everything but the programs: what metrics, statistics and the audit read.
 COLUMNS = [name for name in SCHEMA if name not in CODE_COLUMNS]
 
@@ -83,33 +87,23 @@ def _complete_prefix(path: Path) -> tuple[bytes | None, str | None]:
         return data[:cut], f"{path}:{line}: truncated final line skipped (a run killed mid-write?)"
 
 
-def _scan(sources: list[tuple[str, bytes | None]], columns: list[str]) -> pl.LazyFrame:
+def _scan(sources: list[tuple[str, bytes | None]], columns: list[str], extra: list[pl.Expr] = ()) -> pl.LazyFrame:
     schema = {name: SCHEMA[name] for name in SCHEMA}
     whole = [name for name, data in sources if data is None]
     frames = []
     if whole:
-        frames.append(pl.scan_ndjson(whole, schema=schema, include_file_paths="path").select(*columns, "path"))
+        frames.append(pl.scan_ndjson(whole, schema=schema, include_file_paths="path").select(*columns, *extra, "path"))
     for name, data in sources:
         if data is not None:
-            frame = pl.read_ndjson(io.BytesIO(data), schema=schema) if data else pl.DataFrame(schema=schema)
-            frames.append(frame.lazy().select(*columns).with_columns(pl.lit(name).alias("path")))
+            frame = pl.read_ndjson(io.BytesIO(data), schema=schema) if data.strip() else pl.DataFrame(schema=schema)
+            frames.append(frame.lazy().select(*columns, *extra).with_columns(pl.lit(name).alias("path")))
     return pl.concat(frames, how="vertical")
 
 
-def _first_bad_line(path: str, data: bytes | None) -> str | None:
-    """Re-read one file in Python and describe its first invalid line (file:line: problem)."""
-    raw = data if data is not None else Path(path).read_bytes()
-    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise SchemaError("line is not a JSON object")
-            validate_record(record)  # also checks that its schema version is one this analysis reads
-        except (ValueError, SchemaError) as err:
-            return f"{path}:{number}: {err}"
-    return None
+def label_count(manifest: dict[str, Any] | None) -> int | None:
+    """How many labels a run's dataset has, when its manifest says (`dataset.label_names`)."""
+    names = ((manifest or {}).get("dataset") or {}).get("label_names")
+    return len(names) if isinstance(names, list) and names else None
 
 
 def _nearest_manifest(path: Path, root: Path) -> Path | None:
@@ -150,18 +144,25 @@ def load_logs(directories: list[str | Path]) -> Logs:
             file_runs[str(path)] = str(manifest) if manifest else ""
             if manifest and str(manifest) not in manifests:
                 manifests[str(manifest)] = read_manifest(manifest)
+    labels = {path: label_count(manifests.get(run)) for path, run in file_runs.items()}
+    _check_shape(sources, labels)
+    extra = rule_columns(COLUMNS)
     try:
-        records = _scan(sources, COLUMNS).collect()
+        records = _scan(sources, COLUMNS, extra).collect()
     except (pl.exceptions.PolarsError, OSError) as err:
         for name, data in sources:
-            problem = _first_bad_line(name, data)
+            problem = first_bad_line(name, data, labels[name])
             if problem:
                 raise UserError(problem) from None
         raise UserError(f"cannot read the logs: {err}") from None
-    _check(records, sources)
-    _check_unique(records)
-    runs = pl.DataFrame({"path": list(file_runs), "run": list(file_runs.values())}, schema={"path": pl.String, "run": pl.String})
+    if records.height == 0:
+        raise UserError(_no_records(sources, notes))
+    runs = pl.DataFrame({"path": list(file_runs), "run": list(file_runs.values()), "_labels": list(labels.values())},
+                        schema={"path": pl.String, "run": pl.String, "_labels": pl.Int64})
     records = records.join(runs, on="path", how="left")
+    _check_values(records, sources, labels)
+    records = records.drop("_labels", *(e.meta.output_name() for e in extra))
+    _check_unique(records)
     return Logs(records=records, manifests=manifests, sources=sources, warnings=notes)
 
 
@@ -180,6 +181,48 @@ def select_truncated(logs: Logs, mode: str = "include") -> Logs:
     return replace(logs, records=logs.records.filter(truncated if mode == "only" else ~truncated))
 
 
+def _check_shape(sources: list[tuple[str, bytes | None]], labels: dict[str, int | None]) -> None:
+    """Lines that are not plainly well-formed records get the full check in Python (first problem wins)."""
+    mismatches, unreadable = shape_mismatches(sources)
+    data = dict(sources)
+    suspects: dict[str, set[int] | None] = {name: None for name in unreadable}
+    for name, number in mismatches:
+        if name not in unreadable:
+            suspects.setdefault(name, set()).add(number)
+    for name, _ in sources:
+        if name in suspects:
+            problem = first_bad_line(name, data.get(name), labels[name], only=suspects[name])
+            if problem:
+                raise UserError(problem)
+
+
+def _check_values(records: pl.DataFrame, sources: list[tuple[str, bytes | None]], labels: dict[str, int | None]) -> None:
+    """Value rules, vectorised; on a failure, find the exact file and line in Python."""
+    flagged = records.filter(value_violations(COLUMNS, "_labels")).select("path").unique(maintain_order=True)
+    if flagged.height:
+        data = dict(sources)
+        for name in flagged["path"].to_list():
+            problem = first_bad_line(name, data.get(name), labels[name])
+            if problem:
+                raise UserError(problem)
+        raise UserError(f"{flagged['path'][0]}: records violate the log schema (see `analysis schema FILE`)")
+
+
+def _no_records(sources: list[tuple[str, bytes | None]], notes: list[str]) -> str:
+    """Why logs without a single complete record have none, file by file."""
+    truncated = {note.split(":", 1)[0] for note in notes}
+    reasons = []
+    for name, data in sources[:5]:
+        raw = data if data is not None else Path(name).read_bytes()
+        if name in truncated and not raw.strip():
+            reasons.append(f"{name}: only a partly written line (a run killed before its first record)")
+        else:
+            reasons.append(f"{name}: {'empty' if not raw else 'blank lines only'}")
+    more = f"; and {len(sources) - 5} more" if len(sources) > 5 else ""
+    return ("no complete attack record in the logs (" + "; ".join(reasons) + more +
+            "); give the folders of runs that recorded at least one example")
+
+
 # One attack run records an example once; the same key twice means a run was copied or
 # concatenated twice, and counting it twice would bias every rate and pair the wrong records.
 RECORD_KEY = ["dataset", "model", "compression", "attack", "seed", "example_id"]
@@ -194,18 +237,3 @@ def _check_unique(records: pl.DataFrame) -> None:
             f"example {row['example_id']!r} of model {row['model']!r}, attack {row['attack']!r}, seed {row['seed']} is "
             f"recorded {row['times']} times (in {', '.join(row['files'])}; {duplicated.height} duplicated example(s) in "
             f"all): pass each run's directory once and remove copies of a run")
-
-
-def _check(records: pl.DataFrame, sources: list[tuple[str, bytes | None]]) -> None:
-    """Vectorised schema checks; on a failure, find the exact file and line in Python."""
-    required = [f.name for f in FIELDS if not f.nullable and f.name in COLUMNS]
-    bad = pl.any_horizontal(*(pl.col(name).is_null() for name in required)) | ~pl.col("status").is_in(list(STATUSES)) \
-        | ~pl.col("schema_version").is_in(READABLE_VERSIONS)
-    offending = records.filter(bad).select("path").unique()
-    if offending.height:
-        data = dict(sources)
-        for name in offending["path"].to_list():
-            problem = _first_bad_line(name, data.get(name))
-            if problem:
-                raise UserError(problem)
-        raise UserError(f"{offending['path'][0]}: records violate the log schema (see `analysis schema FILE`)")

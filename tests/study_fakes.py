@@ -152,11 +152,13 @@ def _need(path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """`engine study` as the CLI runs it (one-line errors and interruptions), with fake stages."""
     from engine.cli import build_parser
+    from engine.cli_base import run_guarded
     from engine.commands.study import run_study
 
     args = build_parser().parse_args(["study", *argv])
-    return run_study(args, runner=FakeRunner(), options=fake_options)
+    return run_guarded("engine", "study", lambda: run_study(args, runner=FakeRunner(), options=fake_options))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ def make_record(**changes):
     record = {name: None for name in FIELD_NAMES}
     record.update(
         schema_version=SCHEMA_VERSION, example_id="ex-1", dataset="stdlib-attribution", task="authorship", language="python", model="tiny",
-        compression="none", attack="alert", seed=0, true_label=3, status="failed",
-        original_code="x = 1\n", queries=10, forward_passes=7, wall_time_s=0.5, victim_time_s=0.4,
+        compression="none", attack="alert", seed=0, true_label=3, status="failed", original_prediction=3,
+        original_probability=0.9, original_code="x = 1\n", queries=10, forward_passes=7, wall_time_s=0.5,
+        victim_time_s=0.4,
     )
     record.update(changes)
     return record
@@ -23,7 +24,8 @@ def make_record(**changes):
 
 def test_a_complete_record_validates():
     validate_record(make_record())
-    validate_record(make_record(status="success", adversarial_code="y = 1\n", rename_map={"x": "y"}, valid_compiles=None))
+    validate_record(make_record(status="success", adversarial_code="y = 1\n", rename_map={"x": "y"}, valid_compiles=None,
+                                adversarial_prediction=1, adversarial_probability=0.2))
 
 
 @pytest.mark.parametrize(

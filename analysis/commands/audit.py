@@ -48,5 +48,5 @@ def run_audit(args: argparse.Namespace) -> int:
     print(f"\n### Worst examples (most failed checks, up to {args.worst})\n")
     for r in result.worst.iter_rows(named=True):
         print(f"- {r['example_id']} ({r['attack']}, {r['model']}, {r['label']}, seed {r['seed']}): "
-              f"{r['failed_checks']} failed checks; reasons: {'; '.join(r['validity_reasons'] or [])}")
+              f"{r['failed_checks']} failed checks; reasons: {'; '.join(r['validity_reasons'] or []) or 'none given'}")
     return 0

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.logschema import FIELDS, SCHEMA_VERSION, SchemaError, markdown_table, validate_record
+from engine.logschema import FIELDS, SCHEMA_VERSION, markdown_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,23 +30,27 @@ def run_schema(args: argparse.Namespace) -> int:
         else:
             print(f"Log schema version {SCHEMA_VERSION}\n\n{markdown_table()}")
         return 0
+    from analysis.loading import MANIFEST_NAME, label_count, read_manifest
+    from analysis.validation import check_line
+
     problems = 0
     for name in args.files:
-        checked = 0
         try:
-            lines = Path(name).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            print(f"{name}: cannot read: {err}", file=sys.stderr)
+            data = Path(name).read_bytes()
+        except OSError as err:
+            print(f"{name}: cannot read: {err.strerror}", file=sys.stderr)
             problems += 1
             continue
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                validate_record(json.loads(line))
-                checked += 1
-            except (json.JSONDecodeError, SchemaError) as err:
+        manifest = Path(name).parent / MANIFEST_NAME
+        labels = label_count(read_manifest(manifest)) if manifest.is_file() else None
+        checked, offset = 0, 0
+        for number, line in enumerate(data.split(b"\n"), start=1):
+            problem = check_line(line, labels, offset)
+            offset += len(line) + 1
+            if problem:
                 problems += 1
-                print(f"{name}:{number}: {err}", file=sys.stderr)
+                print(f"{name}:{number}: {problem}", file=sys.stderr)
+            elif line.strip():
+                checked += 1
         print(f"{name}: {checked} valid records")
     return 1 if problems else 0

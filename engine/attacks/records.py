@@ -1,13 +1,16 @@
 """Writing and reading attack records: append-only JSONL, crash-safe resume, the end-of-run summary.
 
-One record per example, one line each, written with a single `write` and flushed: a crash
-or SIGKILL can leave at most one partial last line, which `read_records(repair=True)`
-truncates, so a resumed run never duplicates an example and loses at most the one in flight.
+One record per example, one line each, written with a single `write` and flushed: a crash,
+SIGKILL or full disk can leave at most one partial last line, which `read_records(repair=True)`
+truncates (and says so), so a resumed run never duplicates an example and loses at most the one
+in flight. A write the file system refuses is an `OSError` naming the file.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,34 +42,71 @@ def read_records(path: str | os.PathLike, repair: bool = False) -> list[dict[str
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except ValueError:
             raise UserError(f"{path}:{number}: not a JSON record; fix or remove the line") from None
+        if not isinstance(record, dict) or "example_id" not in record:
+            raise UserError(f"{path}:{number}: not a record (a JSON object with an example_id); fix or remove the line")
+        records.append(record)
     if repair and cut < len(data):
+        tail = data[cut:]
         with open(path, "r+b") as handle:
             handle.truncate(cut)
+        found = _PARTIAL_ID.search(tail.decode("utf-8", errors="replace"))
+        which = f"example {found.group(1)!r}, attacked again" if found else "no example id readable in it"
+        line = data.count(b"\n") + 1
+        print(f"note: {path}: cut a partly written last line (line {line}, {len(tail):,} bytes; {which})",
+              file=sys.stderr)
     return records
 
 
-class RecordWriter:
-    """Append one JSON line per record and flush it before returning."""
+# The example id at the start of a partly written record (the writer puts it second, after the
+# schema version; side files put it first).
+_PARTIAL_ID = re.compile(r'"example_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
-    def __init__(self, path: str | os.PathLike) -> None:
+
+class RecordWriter:
+    """Append one JSON line per record and flush it before returning.
+
+    A refused write (full disk, read-only file system) raises `OSError` with this file's name,
+    which a plain `write` does not carry; what was flushed before stays as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike, default=None) -> None:
         self.path = Path(path)
+        self.default = default
+        self.failed = False
         self.handle = open(self.path, "a", encoding="utf-8")
 
     def write(self, record: dict[str, Any]) -> None:
-        self.handle.write(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n")
-        self.handle.flush()
+        line = json.dumps(record, ensure_ascii=False, sort_keys=False, default=self.default) + "\n"
+        try:
+            self.handle.write(line)
+            self.handle.flush()
+        except OSError as err:
+            self.failed = True
+            raise OSError(err.errno, err.strerror, str(self.path)) from None
 
     def close(self) -> None:
-        self.handle.close()
+        try:
+            self.handle.close()
+        except OSError as err:
+            if not self.failed:  # the failed write was already reported; its bytes are not retried
+                raise OSError(err.errno, err.strerror, str(self.path)) from None
 
     def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """`Path.write_text` whose `OSError` names the file (a failed `write` alone does not)."""
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from None
 
 
 # --------------------------------------------------------------------------- summary

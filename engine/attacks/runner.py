@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -35,13 +36,14 @@ from typing import Any
 import numpy as np
 
 from engine.attacks.base import AttackContext, BudgetExhausted, Outcome, Search, VictimLike, example_rng
-from engine.attacks.records import RecordWriter, read_records, records_name, summarize, summary_table
+from engine.attacks.records import RecordWriter, read_records, records_name, summarize, summary_table, write_text
 from engine.attacks.validity import ValidityChecker
 from engine.attacks.window import Window, measure, restrict_to_window
 from engine.code import CodeInputError, Extraction, extract
 from engine.datasets.base import Dataset, Example
 from engine.cli_base import parse_k_of_n
 from engine.errors import UserError
+from engine.locks import exclusive
 from engine.logschema import FIELD_NAMES, SCHEMA_VERSION
 
 SIDES = ("first", "second", "both")
@@ -267,6 +269,7 @@ class AttackRunner:
     def _prepare_output(self) -> set[str]:
         """Create or check the output directory; the example ids already recorded (with --resume)."""
         self.out.mkdir(parents=True, exist_ok=True)
+        self._refuse_other_sharding()
         manifest = self.manifest()
         path = self._manifest_path()
         done: set[str] = set()
@@ -275,7 +278,8 @@ class AttackRunner:
                 self.records_path.unlink(missing_ok=True)
                 (self.out / self._extras_name()).unlink(missing_ok=True)
             elif not self.options.resume:
-                raise UserError(f"{self.out} already holds {self.records_path.name}; pass --resume to continue it "
+                held = " and ".join(p.name for p in (self.records_path, path) if p.exists())
+                raise UserError(f"{self.out} already holds {held}; pass --resume to continue it "
                                 f"or --overwrite to start again")
             else:
                 if path.exists():
@@ -292,11 +296,27 @@ class AttackRunner:
                               "take another path at a near-tie (docs/attacks.md, Reproducibility)", file=sys.stderr)
                 done = {str(r["example_id"]) for r in read_records(self.records_path, repair=True)}
                 _drop_extras_not_in(self.out / self._extras_name(), done)
-        path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(manifest, indent=2, default=str) + "\n")
         if self.options.shard is not None and not (self.out / "manifest.json").exists():
             overall = dict(manifest, shard={"index": None, "count": self.options.shard[1]}, records="records-*-of-N.jsonl")
-            (self.out / "manifest.json").write_text(json.dumps(overall, indent=2, default=str) + "\n", encoding="utf-8")
+            write_text(self.out / "manifest.json", json.dumps(overall, indent=2, default=str) + "\n")
         return done
+
+    def _refuse_other_sharding(self) -> None:
+        """One directory, one way of sharding: shards of another count (or an unsharded run) cover
+        the same examples again, and `analysis` would find them recorded twice."""
+        mine = self.options.shard[1] if self.options.shard else 1
+        for other in sorted(self.out.glob("records*.jsonl")):
+            found = re.fullmatch(r"records-(\d+)-of-(\d+)\.jsonl", other.name)
+            count = int(found.group(2)) if found else 1 if other.name == "records.jsonl" else None
+            if count is not None and count != mine:
+                theirs = "an unsharded run" if count == 1 else f"a run in {count} shards"
+                ours = "unsharded" if mine == 1 else f"in {mine} shards"
+                raise UserError(f"{self.out} holds {other.name}, from {theirs}; this run is {ours}, and shards of "
+                                "different counts overlap. Use the same sharding as the records there, or another --out")
+
+    def _lock_path(self) -> Path:
+        return self.records_path.with_name(self.records_path.name + ".lock")
 
     def _extras_name(self) -> str:
         return self.records_path.name.replace("records", "extras", 1)
@@ -304,7 +324,15 @@ class AttackRunner:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> dict[str, Any]:
-        """Attack every selected example not yet recorded; returns the summary of the whole records file."""
+        """Attack every selected example not yet recorded; returns the summary of the whole records file.
+
+        The records file is locked while the run writes it: a second run into it (a retried
+        study cell, a second --resume) stops with an error naming this one."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        with exclusive(self._lock_path(), f"{self.records_path}"):
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
         done = self._prepare_output()
         if self.transfer_from is not None:
             todo = self._transfer_items(done)
@@ -314,13 +342,12 @@ class AttackRunner:
             todo = [(e, None) for e in examples if str(e.id) not in done]
         bar = _bar(len(todo) + len(done), len(done), self.options.progress, self.options.attack)
         counts = {"success": 0, "attacked": 0}
-        with RecordWriter(self.records_path) as writer, open(self.out / self._extras_name(), "a", encoding="utf-8") as extras:
+        with RecordWriter(self.records_path) as writer, RecordWriter(self.out / self._extras_name(), _json_default) as extras:
             for example, source in todo:
                 record, extra = self.attack_example(example) if source is None else self.replay(example, source)
                 writer.write(record)
                 if extra:
-                    extras.write(json.dumps({"example_id": record["example_id"], **extra}, default=_json_default) + "\n")
-                    extras.flush()
+                    extras.write({"example_id": record["example_id"], **extra})
                 if record["status"] in ("success", "failed"):
                     counts["attacked"] += 1
                     counts["success"] += record["status"] == "success"
@@ -332,7 +359,7 @@ class AttackRunner:
             bar.close()
         summary = summarize(read_records(self.records_path))
         summary_path = self._manifest_path().with_name(self._manifest_path().name.replace("manifest", "summary", 1))
-        summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        write_text(summary_path, json.dumps(summary, indent=2) + "\n")
         return summary
 
     def print_summary(self, summary: dict[str, Any], stream=None) -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.datasets.loaders import Record
-from engine.datasets.sandbox import TIMEOUT, Limits, run_many
+from engine.datasets.sandbox import TIMEOUT, Limits, isolation, run_many
 from engine.errors import UserError
 
 NAME = "humaneval-defects"
@@ -285,7 +285,7 @@ def build_pool(
         "labels_by_operator": {op: dict(sorted(c.items())) for op, c in sorted(per_operator.items())},
         "timeouts": outcomes.get(TIMEOUT, 0),
         "label_counts": {name: labels.get(name, 0) for name in LABEL_NAMES},
-        "sandbox": limits.to_json(),
+        "sandbox": {**limits.to_json(), "isolation": isolation().kind},
         "workers": workers,
         "test_runs": len(results),
         "test_run_seconds": round(sum(r.wall_s for r in results), 2),

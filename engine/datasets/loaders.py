@@ -199,6 +199,19 @@ def _percent(share: float) -> str:
     return f"{share * 100:.0f}%"
 
 
+def refuse_empty_splits(sources: dict[str, list[Record]], files: dict[str, Any]) -> None:
+    """A split file without examples is an error: taken as missing, its split would silently be
+    made from the others (an empty test.jsonl would have test held out of train)."""
+    if not any(sources.values()):
+        return  # nothing was read at all: complete_splits says so
+    for split, records in sources.items():
+        if not records:
+            where = (files.get(split) or {}).get("path") or f"the {split} file"
+            raise UserError(f"{where}: the {split} split holds no examples (the file is empty or blank, or every "
+                            f"line was skipped as bad); fill it, or remove it to have {split} made from the other "
+                            "splits")
+
+
 # --------------------------------------------------------------------------- assembling
 
 
@@ -228,6 +241,7 @@ def assemble(
     if task not in TASKS:
         raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if splits is None:
+        refuse_empty_splits(sources, (manifest or {}).get("files") or {})
         splits, made = complete_splits(sources, seed)
     made = made or {}
     if label_index is None:
@@ -307,21 +321,58 @@ def _source_manifest(files: dict[str, Path]) -> dict[str, Any]:
     return {split: {"path": str(path.resolve()), "sha256": file_sha256(path)} for split, path in files.items()}
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def _lines(path: Path, bad: BadLines | None = None) -> Iterator[tuple[int, str]]:
+    r"""(line number, text) of each line, ending at \n only (a stray \r stays inside its line).
+
+    Each line is decoded on its own, so a byte that is not UTF-8 is reported with its line and
+    its offset in the file, and with `bad` (--skip-bad) only that line is lost. A leading BOM is
+    dropped. Without `bad` a bad byte is an error.
+    """
+    offset = 0
     try:
-        with open(path, encoding="utf-8-sig", newline="\n") as handle:
-            # lines end at \n only (a stray \r stays inside its line); a newline inside a
-            # JSON string is always escaped, so a line is a record
-            for number, line in enumerate(handle, start=1):
-                yield number, line
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start}); re-encode the file") from None
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                start, offset = offset, offset + len(raw)
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw, start = raw[3:], start + 3
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    detail = f"{err.reason} at byte {start + err.start:,} of the file, byte {err.start:,} of the line"
+                    if bad is None:
+                        raise UserError(f"{path}:{number}: not valid UTF-8 ({detail}); re-encode the file") from None
+                    bad.report(path, number, "not valid UTF-8", detail)
+                    continue
+                yield number, text
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror}") from None
 
 
+# A JSON escape of a UTF-16 surrogate (\ud800-\udfff): one half of a pair decodes to a lone
+# surrogate, which is not text (it cannot be encoded, tokenized or written back). Only lines
+# holding such an escape are searched for one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF][0-9a-fA-F]{2}")
+
+
+def lone_surrogate(value: Any, where: str = "") -> str | None:
+    """Where the first lone surrogate in a decoded JSON value is (e.g. "'func', character 12"), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            return f"{where or 'the value'}, character {err.start:,}: \\u{ord(value[err.start]):04x}"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = lone_surrogate(key, "a key") if isinstance(key, str) else None
+        found = found or lone_surrogate(item, f"{key!r}" if not where else f"{where}[{key!r}]")
+        if found:
+            return found
+    return None
+
+
 def _jsonl(path: Path, bad: BadLines) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in _lines(path):
+    for number, line in _lines(path, bad):
         if not line.strip():
             continue
         try:
@@ -332,6 +383,11 @@ def _jsonl(path: Path, bad: BadLines) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(record, dict):
             bad.report(path, number, "not a JSON object", type(record).__name__)
             continue
+        if _SURROGATE_ESCAPE.search(line):
+            found = lone_surrogate(record)
+            if found:
+                bad.report(path, number, "not valid Unicode", f"a lone UTF-16 surrogate escape in {found}")
+                continue
         yield number, record
 
 
@@ -456,7 +512,7 @@ def load_bigclonebench(path: str | Path | None, *, seed: int = 0, skip_bad: bool
     sources: dict[str, list[Record]] = {}
     for split, file in files.items():
         records = sources.setdefault(split, [])
-        for number, line in _lines(file):
+        for number, line in _lines(file, bad):
             fields = line.split()
             if not fields:
                 continue
@@ -508,7 +564,7 @@ def load_gcj(path: str | Path | None, *, seed: int = 0, skip_bad: bool = False) 
         if file.resolve() == classes_file.resolve():
             continue
         records = sources.setdefault(split, [])
-        for number, line in _lines(file):
+        for number, line in _lines(file, bad):
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue

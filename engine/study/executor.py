@@ -7,7 +7,7 @@ and how many at once:
 
 - `local` (default): one cell at a time in this process; the stages' own progress bars show.
 - `process`: `--jobs N` worker processes (spawned, so no forked torch state); each worker keeps
-  its imports between cells.
+  its imports between cells, dies with the driver (`engine.processes`) and leaves Ctrl-C to it.
 - `ray`: each cell a Ray task requesting `threads` CPUs (default 1) and `[study] gpus` GPUs, on a
   local Ray instance or the cluster at `--ray-address`. With shared storage the tasks write into
   the study's folder directly; with `copy` storage (the default on a cluster) a task receives
@@ -15,7 +15,9 @@ and how many at once:
   on its node (an interrupted cell starts again there), and sends its cell's folder back, where the driver unpacks it: the same
   "merge by copying directories" that combines results from several machines by hand.
 
-The driver (`engine.study.run`) writes the done-markers; executors never do.
+The driver (`engine.study.run`) writes the done-markers; executors never do. A cell runs under
+an exclusive lock on its folder (`cell.lock`), so a second driver running the same cell at the
+same time fails that cell with the holder's pid and host instead of writing beside it.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import sys
 import tarfile
 import tempfile
@@ -37,11 +40,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from engine.errors import UserError
+from engine.locks import Locked, exclusive
+from engine.processes import die_with_parent
 from engine.study.plan import Cell
 from engine.study.stages import CliRunner, StageCall, StageFailed, StageRunner, first_line, prepare_output
 
 EXECUTORS = ("local", "process", "ray")
 LOG_NAME = "log.txt"
+LOCK_NAME = "cell.lock"
 
 
 @dataclass
@@ -71,6 +77,15 @@ def execute(task: CellTask, runner: StageRunner | None = None) -> Outcome:
     cell = task.cell
     directory = root / cell.directory
     directory.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive(directory / LOCK_NAME, f"study cell {cell.name}"):
+            return _execute(task, runner, directory)
+    except Locked as err:  # another driver runs this cell now
+        return Outcome(cell.name, False, 0.0, first_line(str(err)), ran=False)
+
+
+def _execute(task: CellTask, runner: StageRunner, directory: Path) -> Outcome:
+    root, cell = Path(task.root), task.cell
     (directory / "cell.json").write_text(json.dumps(cell.to_json(), indent=2) + "\n", encoding="utf-8")
     output = root / cell.output
     started, cpu_started = time.perf_counter(), _cpu_seconds()
@@ -158,7 +173,8 @@ class ProcessExecutor:
     def __init__(self, jobs: int, runner: StageRunner | None = None) -> None:
         self.slots = jobs
         self.runner = runner
-        self.pool = futures.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = futures.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_worker_start, initargs=(os.getpid(),))
         self.running: set[futures.Future] = set()
 
     def submit(self, task: CellTask) -> None:
@@ -182,6 +198,13 @@ class ProcessExecutor:
             for process in list(getattr(self.pool, "_processes", {}).values()):
                 process.terminate()
         self.pool.shutdown(wait=not abort, cancel_futures=True)
+
+
+def _worker_start(driver: int) -> None:
+    """In each worker process: die with the driver; Ctrl-C (sent to the whole terminal group) is the
+    driver's to handle: it stops the workers itself, without a traceback from each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(driver)
 
 
 class RayExecutor:

@@ -11,6 +11,7 @@ stages.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from engine.errors import USER_ERRORS, UserError
+from engine.processes import die_with_parent
 from engine.study.config import cli_options
 from engine.study.plan import Cell, Plan
 
@@ -214,7 +216,8 @@ def run_subprocess(command: list[str], log: TextIO) -> None:
     """Run a command with its output appended to `log`; a failure's reason is its last stderr line."""
     log.flush()
     done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                          preexec_fn=functools.partial(die_with_parent, os.getpid()))  # not outliving a killed driver
     log.write(done.stdout)
     log.write(done.stderr)
     if done.returncode != 0:

@@ -14,8 +14,10 @@ reads back:
   cut) are one forward pass, not two;
 - **batching** with dynamic padding and length bucketing: the distinct uncached inputs of a call
   are sorted by token length and cut into mini-batches, each padded to its own longest;
-- device, dtype, `torch.inference_mode`, and the output head: one logit → `[1-σ(z), σ(z)]`,
-  several → softmax; an optional label mapping reorders the model's classes into the dataset's;
+- device, dtype, the forward-pass **backend** (`engine.backends`: by default on the CPU a
+  BERT/RoBERTa classifier runs an exact inference layout, else the model's own forward),
+  `torch.inference_mode`, and the output head: one logit → `[1-σ(z), σ(z)]`, several →
+  softmax; an optional label mapping reorders the model's classes into the dataset's;
 - **query accounting**: `queries` (candidate programs evaluated, cache hits included: the
   number papers report), `forward_passes` (unique model inputs actually run through the model),
   cache hits, and the seconds spent inside the model and inside the victim.
@@ -41,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.backends import make_forward
 from engine.device import describe_device, dtype_name, resolve_device, resolve_dtype, synchronize
 from engine.errors import UserError
 from engine.manifest import read_manifest
@@ -126,6 +129,10 @@ class Victim:
         programs per model call (an engineering knob: it never changes results beyond float noise).
     device, dtype:
         `auto|cpu|cuda|mps`, `fp32|bf16|fp16`; the model is moved and cast accordingly.
+    backend:
+        how the forward pass runs (`engine.backends.BACKENDS`): `auto` (default: `fast` on the
+        CPU for BERT/RoBERTa classifiers, else `hf`), `fast`, `hf`, `hf-eager`, `compile`. All
+        agree within float noise; `describe()["backend"]` says which one runs.
     normalize:
         `none|strip|whitespace` (see `NORMALIZATIONS`), applied before caching and tokenizing.
     label_map:
@@ -142,7 +149,8 @@ class Victim:
     """
 
     def __init__(self, model, tokenizer, *, max_length: int | None = None, batch_size: int = 32,
-                 device: str | torch.device = "auto", dtype: str = "fp32", normalize: str = "none",
+                 device: str | torch.device = "auto", dtype: str = "fp32", backend: str = "auto",
+                 normalize: str = "none",
                  label_map: Sequence[int | str] | None = None, cache_size: int = 100_000,
                  name: str | None = None, manifest: dict[str, Any] | None = None,
                  bucketing: bool = True, padding: str = "longest", dedupe: bool = True, splice: bool = True) -> None:
@@ -169,6 +177,8 @@ class Victim:
         self.manifest = manifest
         self.name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
         self.model = _place(model, self.device, self.dtype).eval()
+        self.forward = make_forward(self.model, backend, self.device)
+        self.backend_requested = backend
         self.tokenizer = tokenizer
         if tokenizer.pad_token_id is None:
             raise UserError(f"{self.name}: the tokenizer has no padding token")
@@ -348,7 +358,7 @@ class Victim:
                 tensors = pad_batch(self.tokenizer, [encoded[i] for i in chunk], width, self.device)
                 synchronize(self.device)
                 tick = time.perf_counter()
-                logits = self.model(**tensors).logits
+                logits = self.forward(tensors)
                 probs = self._probabilities(logits).cpu().numpy()
                 seconds += time.perf_counter() - tick
                 batches += 1
@@ -403,6 +413,9 @@ class Victim:
             "splice": self.splicer is not None,
             "device": describe_device(self.device),
             "dtype": dtype_name(self.dtype),
+            "backend": self.forward.backend,
+            "backend_requested": self.backend_requested,
+            "backend_note": self.forward.note,
             "cache_size": self.cache_size,
             "manifest_created": (self.manifest or {}).get("created"),
         }

@@ -243,7 +243,7 @@ class AttackRunner:
 
     _IDENTITY = ("attack", "model.fingerprint", "model.path", "dataset.fingerprint", "dataset.split", "seed",
                  "budget", "attack_side", "options")
-    _NUMERICS = ("model.victim.batch_size", "model.victim.dtype", "model.victim.device")
+    _NUMERICS = ("model.victim.batch_size", "model.victim.dtype", "model.victim.device", "model.victim.backend")
 
     def _prepare_output(self) -> set[str]:
         """Create or check the output directory; the example ids already recorded (with --resume)."""

@@ -113,7 +113,7 @@ def run_attack(args: argparse.Namespace) -> int:
     if args.split not in dataset.splits:
         raise UserError(f"dataset {dataset.name} has no {args.split} split; it has {', '.join(dataset.splits)}")
     victim = Victim.load(args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
-                         normalize=args.normalize, label_map=parse_label_map(args.label_map),
+                         backend=args.backend, normalize=args.normalize, label_map=parse_label_map(args.label_map),
                          cache_size=args.cache_size, max_length=args.max_length)
     if victim.num_labels != dataset.num_labels:
         raise UserError(f"{args.model} has {victim.num_labels} outputs but {dataset.name} has {dataset.num_labels} "

@@ -123,12 +123,12 @@ class _Linear:
         self.bias = bias
 
     def __call__(self, x: torch.Tensor, *, add: torch.Tensor | None = None, gelu: bool = False) -> torch.Tensor:
-        if self.packed:
+        if self.packed:  # overloads named: resolving them by trial formats every tensor into an error message
             if add is not None:
-                return torch.ops.mkldnn._linear_pointwise(x, add, self.weight, self.bias, "add")
+                return torch.ops.mkldnn._linear_pointwise.binary(x, add, self.weight, self.bias, "add")
             if gelu:
-                return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu", [], "none")
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [None], "")
+                return torch.ops.mkldnn._linear_pointwise.default(x, self.weight, self.bias, "gelu", [], "none")
+            return torch.ops.mkldnn._linear_pointwise.default(x, self.weight, self.bias, "none", [None], "")
         y = F.linear(x, self.weight, self.bias)
         if add is not None:
             y = y + add

@@ -255,29 +255,63 @@ class Victim:
 
     def predict_proba(self, codes: Sequence[Code]) -> np.ndarray:
         """An `len(codes) × num_labels` float64 matrix of class probabilities, rows in input order."""
+        return self.predict_proba_groups([codes])[0][0]
+
+    def predict_proba_groups(self, groups: Sequence[Sequence[Code]]) -> tuple[list[np.ndarray], list[VictimCounters]]:
+        """Several callers' inputs in ONE pass: one cache look-up, one set of bucketed mini-batches
+        (cross-example batching: `engine.attacks.interleave` merges the queries of several attacks).
+
+        Returns each group's probability matrix (as `predict_proba` would give it, up to the float
+        noise of another batch composition) and each group's share of the counters: its queries;
+        the forward passes of the inputs it was the first to ask for (earlier groups first); the
+        mini-batches that ran any of those; the model seconds split by forward passes and the rest
+        of the victim's seconds by queries. The victim's own counters take the totals.
+        """
         started = time.perf_counter()
-        if isinstance(codes, str):  # one program; a pair must come inside a list: [(a, b)]
-            codes = [codes]
-        keys = [normalize_code(code, self.normalize) for code in codes]
+        groups = [[code] if isinstance(code, str) else code for code in groups]  # a bare program is a group of one
+        keyed = [[normalize_code(code, self.normalize) for code in group] for group in groups]
+        keys = [key for group in keyed for key in group]
         if not self.dedupe:  # the naive path a benchmark compares against: every query runs
-            fresh, _, model_seconds, batches, runs = self._run(keys, dedupe=False)
+            fresh, _, model_seconds, batches, ran = self._run(keys, dedupe=False)
             rows = dict(enumerate(fresh))
+            owners = [g for g, group in enumerate(keyed) for _ in group]  # input index -> its group
             keys = list(range(len(keys)))
         else:
-            rows, model_seconds, batches, runs = self._lookup_or_run(keys)
+            rows, model_seconds, batches, ran = self._lookup_or_run(keys)
+            owners = {}  # key -> the first group that asked for it
+            for g, group in enumerate(keyed):
+                for key in group:
+                    owners.setdefault(key, g)
         probs = np.stack([rows[key] for key in keys]) if keys else np.zeros((0, self.num_labels))
         if self.label_order is not None:
             probs = probs[:, self.label_order]
+        elapsed = time.perf_counter() - started
+        runs = len(ran)
         c = self._counters
         self._counters = replace(c, queries=c.queries + len(keys), forward_passes=c.forward_passes + runs,
                                  cache_hits=c.cache_hits + len(keys) - runs, batches=c.batches + batches,
-                                 model_seconds=c.model_seconds + model_seconds,
-                                 victim_seconds=c.victim_seconds + time.perf_counter() - started)
-        return probs
+                                 model_seconds=c.model_seconds + model_seconds, victim_seconds=c.victim_seconds + elapsed)
+        out, shares, start = [], [], 0
+        passes = [0] * len(groups)
+        group_batches: list[set[int]] = [set() for _ in groups]
+        for key, batch in ran.items():
+            owner = owners[key]
+            passes[owner] += 1
+            group_batches[owner].add(batch)
+        for g, group in enumerate(keyed):
+            out.append(probs[start:start + len(group)])
+            start += len(group)
+            model_share = model_seconds * passes[g] / runs if runs else 0.0
+            rest = (elapsed - model_seconds) * len(group) / len(keys) if keys else 0.0
+            shares.append(VictimCounters(queries=len(group), forward_passes=passes[g], cache_hits=len(group) - passes[g],
+                                         batches=len(group_batches[g]), model_seconds=model_share,
+                                         victim_seconds=model_share + rest))
+        return out, shares
 
-    def _lookup_or_run(self, keys: list[Code]) -> tuple[dict[Code, np.ndarray], float, int, int]:
+    def _lookup_or_run(self, keys: list[Code]) -> tuple[dict[Code, np.ndarray], float, int, dict[Code, int]]:
         """Rows for the distinct `keys`: from the program cache, else from `_run` (which consults the
-        token cache). Returns the rows, model seconds, mini-batches and forward passes."""
+        token cache). Returns the rows, model seconds, mini-batches, and the keys that went through
+        the model (one per forward pass) with the mini-batch that ran each."""
         rows: dict[Code, np.ndarray] = {}
         pending: dict[Code, None] = {}
         for key in keys:
@@ -292,14 +326,15 @@ class Victim:
             else:
                 pending[key] = None
         if not pending:
-            return rows, 0.0, 0, 0
-        fresh, digests, model_seconds, batches, runs = self._run(list(pending))
-        for key, row, digest in zip(pending, fresh, digests):
+            return rows, 0.0, 0, {}
+        pending_keys = list(pending)
+        fresh, digests, model_seconds, batches, ran = self._run(pending_keys)
+        for key, row, digest in zip(pending_keys, fresh, digests):
             rows[key] = row
             if self.cache_size:
                 self._cache[plain_code(key)] = (row, digest)
         _trim(self._cache, self.cache_size)
-        return rows, model_seconds, batches, runs
+        return rows, model_seconds, batches, {pending_keys[i]: batch for i, batch in ran.items()}
 
     def encode(self, codes: Sequence[Code]) -> list[dict[str, list[int]]]:
         """Token ids (and masks) of each already-normalised input, truncated to `max_length`, unpadded."""
@@ -330,10 +365,11 @@ class Victim:
             lengths.append(len(ids["input_ids"]))
         return lengths
 
-    def _run(self, inputs: list[Code], dedupe: bool = True) -> tuple[list[np.ndarray], list, float, int, int]:
+    def _run(self, inputs: list[Code], dedupe: bool = True) -> tuple[list[np.ndarray], list, float, int, dict[int, int]]:
         """Rows for `inputs`, running each distinct token sequence not in the token cache once
         (`dedupe=False`: every input, no cache). Returns the rows, their token digests, model
-        seconds, mini-batches and forward passes."""
+        seconds, mini-batches, and the inputs that went through the model (one per forward pass:
+        their index → the mini-batch that ran it)."""
         encoded = self._encode_inputs(inputs)
         digests: list = [input_digest(e) for e in encoded] if dedupe else list(range(len(inputs)))
         known: dict = {}
@@ -350,7 +386,7 @@ class Victim:
         order = list(todo.values())
         if self.bucketing:
             order.sort(key=lambda i: len(encoded[i]["input_ids"]), reverse=True)
-        seconds, batches = 0.0, 0
+        seconds, batches, ran = 0.0, 0, {}
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
@@ -363,11 +399,12 @@ class Victim:
                 seconds += time.perf_counter() - tick
                 batches += 1
                 for row, i in enumerate(chunk):
+                    ran[i] = batches - 1
                     known[digests[i]] = probs[row]
                     if self.cache_size and dedupe:
                         self._token_cache[digests[i]] = probs[row]
         _trim(self._token_cache, self.cache_size)
-        return [known[digest] for digest in digests], digests, seconds, batches, len(order)
+        return [known[digest] for digest in digests], digests, seconds, batches, ran
 
     def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         logits = logits.float()

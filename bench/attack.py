@@ -19,9 +19,10 @@ longer than the model's window: add `--too-long attack`) are attacked twice in t
 - `interleaved`: designed, with `--interleave K` examples attacked at a time and their victim
   calls merged into one (cross-example batching, `engine.attacks.interleave`): what a GPU needs.
 
-`--peak` first measures the victim's peak batched throughput (the test split's programs, cache
-off, best over batch sizes up to 512) and then prints, per mode, the forward passes per second
-of wall time the attack reached and their share of that peak.
+`--peak` then measures the victim's peak batched throughput on the attack's own mix of inputs
+(each example's program as many times as the designed run sent it through the model, so the
+lengths match; every copy runs, cache off; best over batch sizes up to 512) and prints, per
+mode, the forward passes per second of wall time the attack reached and their share of that peak.
 
 It prints, per mode: wall time and process CPU time (best of `--repeat` rounds, the modes taking
 turns), queries, forward passes, the share of wall time spent inside the model's forward pass,
@@ -137,22 +138,25 @@ def run_modes(recipe: str, modes: list[str], args, dataset, tmp: Path) -> dict[s
     return results
 
 
-def peak_throughput(args, dataset) -> tuple[float, int]:
-    """The victim's best sequences per second over batch sizes, on the test split's programs (cache off)."""
+def peak_throughput(args, dataset, records: list[dict], limit: int = 2048) -> tuple[float, int, int]:
+    """The victim's best sequences per second over batch sizes on the attack's mix of inputs: each
+    example's input repeated as often as it went through the model (scaled to at most `limit`),
+    every copy run (cache and de-duplication off). Returns (seq/s, batch size, inputs)."""
     from engine.victim import Victim
 
-    codes = [example.code for example in dataset.split("test")]
+    by_id = {str(example.id): example for example in dataset.split("test")}
+    weights = {r["example_id"]: r["forward_passes"] for r in records if r["forward_passes"]}
+    scale = min(1.0, limit / max(1, sum(weights.values())))
+    codes = [by_id[i].code for i, count in weights.items() for _ in range(max(1, round(count * scale)))]
     best = (0.0, 0)
-    for batch_size in (args.batch_size, 128, 256, 512):
-        victim = Victim.load(args.model, batch_size=batch_size, cache_size=0, device=args.device, backend=args.backend)
+    for batch_size in sorted({args.batch_size, 128, 256, 512}):
+        victim = Victim.load(args.model, batch_size=batch_size, cache_size=0, dedupe=False, device=args.device,
+                             backend=args.backend)
         victim.predict_proba(codes[:batch_size])  # warm-up at this batch size
-        seconds = float("inf")
-        for _ in range(2):
-            started = time.perf_counter()
-            victim.predict_proba(codes)
-            seconds = min(seconds, time.perf_counter() - started)
-        best = max(best, (len(codes) / seconds, batch_size))
-    return best
+        started = time.perf_counter()
+        victim.predict_proba(codes)
+        best = max(best, (len(codes) / (time.perf_counter() - started), batch_size))
+    return best[0], best[1], len(codes)
 
 
 def warm_up(args, dataset) -> None:
@@ -203,11 +207,6 @@ def main() -> int:
     warm_up(args, dataset)
     print(f"victim {args.model}; {args.n} test examples of {dataset.name} ({dataset.fingerprint}); "
           f"batch size {args.batch_size}; torch threads {args.threads}")
-    peak = None
-    if args.peak:
-        peak, peak_batch = peak_throughput(args, dataset)
-        print(f"victim peak batched throughput: {peak:.1f} seq/s (batch size {peak_batch}, "
-              f"{len(dataset.split('test'))} test programs, cache off)")
     header = (f"{'recipe':<8} {'mode':<9} {'backend':<8} {'wall s':>8} {'CPU s':>7} {'queries':>8} {'fwd':>8} "
               f"{'in fwd':>7} {'in victim':>9} {'ratio':>6}")
     with tempfile.TemporaryDirectory(prefix="bench-attack-") as tmp:
@@ -223,7 +222,10 @@ def main() -> int:
                 print(f"{recipe:<8} {mode:<9} {r['backend']:<8} {r['wall']:>8.1f} {r['cpu']:>7.1f} {r['queries']:>8} "
                       f"{r['forward_passes']:>8} {r['model_s'] / r['wall']:>7.1%} {r['victim_s'] / r['wall']:>9.1%} "
                       f"{ratio:>6}")
-            if peak:
+            if args.peak:
+                peak, peak_batch, inputs = peak_throughput(args, dataset, next(iter(results.values()))["records"])
+                print(f"  victim peak batched throughput on this attack's inputs: {peak:.1f} seq/s (batch size "
+                      f"{peak_batch}, {inputs} inputs, every one run)")
                 for mode, r in results.items():
                     reached = r["forward_passes"] / r["wall"]
                     print(f"  {mode}: {reached:.1f} forward passes per second of wall time = {reached / peak:.0%} of "

@@ -16,9 +16,10 @@ never the model under attack (int8 quantisation of the search copy, say, is not 
   3. on the CPU, weights are packed once for oneDNN (`torch.ops.mkldnn._linear_pointwise`, the
      kernel `torch.compile` itself uses for linear layers) with the GELU and the residual
      addition fused into the product; elsewhere plain `torch.nn.functional.linear`.
-  It is hand-written because the library paths measured slower on this project's CPU
-  (`bench/victim.py` prints the table: transformers' own forward, torch.compile, bf16, ONNX
-  Runtime). At construction it checks itself against the model's own forward on a probe batch
+  It is hand-written because the exact library paths measured slower on this project's CPU
+  (`bench/victim.py` prints the table: transformers' own forward, torch.compile, ONNX Runtime;
+  bf16 is faster but not exact). It keeps its own packed copy of the linear weights (about the
+  model's size again in memory). At construction it checks itself against the model's own forward on a probe batch
   (padded and unpadded rows) and refuses to run if they differ beyond float noise; it re-reads
   weights that changed in place (a model still being trained) and hands over to the model's
   own forward while forward hooks are registered or the model is in training mode.
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 
 from engine.device import BACKENDS
 from engine.errors import UserError
+
 # Sequence classifiers whose forward `FastEncoder` reproduces: encoder -> first token -> head.
 _POOLER_HEADS = {"BertForSequenceClassification"}  # pooler(dense, tanh) -> dropout -> linear
 _FIRST_TOKEN_HEADS = {"RobertaForSequenceClassification", "XLMRobertaForSequenceClassification",
@@ -49,6 +51,7 @@ PROBE_TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 5e-
 
 
 def check_backend(name: str) -> str:
+    """The canonical name of `--backend NAME`, or a user error listing the choices."""
     key = (name or "auto").strip().lower()
     if key not in BACKENDS:
         raise UserError(f"--backend {name!r}: use one of {', '.join(BACKENDS)}")

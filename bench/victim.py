@@ -1,4 +1,25 @@
-"""Victim throughput on real code: dynamic padding + length bucketing against padding to max_length.
+"""Victim throughput on real code: forward-pass backends side by side, then padding, bucketing and caches.
+
+**Backends** (`--sections backends`): for each model shape that matters here, the same bucketed
+mini-batches of real programs through every way this project can run the forward pass, in one
+process, round-robin, best of `--repeat`:
+
+- shapes: `small` (scratch:small, 4 layers x 256; the trained victim of `--model` if given, else
+  random weights, on stdlib-attribution), `student` (12 layers x 96, 8 heads, FFN 64: the real
+  3 MB distilled CodeBERT of ../shared/models/compressor-codebert-devign-3mb on Devign functions
+  when present, else random weights of that shape), `base` (roberta-base/CodeBERT shape, 12 x 768,
+  random weights, `--base-examples` programs);
+- backends: `hf-eager` (transformers, eager attention), `hf` (transformers' default:
+  scaled-dot-product attention; what the victim ran before `fast`), `fast` (engine.backends),
+  `compile` (torch.compile, dynamic shapes: its compile time is printed as setup), `hf bf16` and
+  `fast bf16` (weights and activations in bfloat16: avx512_bf16/AMX CPUs), and `onnx` (ONNX
+  Runtime on the CPU with its transformer fusions; needs `pip install -e '.[onnx]'`).
+
+Per backend: setup seconds, sequences per second by wall clock and by process CPU time (the
+steadier figure on a shared machine), the speed-up over `hf`, and the largest |Δ probability| and
+|Δ logit| against `hf` on every program: `exact` means |Δp| ≤ 1e-4.
+
+**Padding** (`--sections padding`): dynamic padding + length bucketing against padding to max_length.
 
 Runs, in the same process and on the same programs (the test and valid splits of the builtin
 `stdlib-attribution` dataset, or stdlib functions read directly when the registry is absent),
@@ -18,6 +39,7 @@ into the original's ids (`engine.splice`, the base's own tokenization included),
 check that both give the same ids.
 
     .venv/bin/python bench/victim.py [--examples 300] [--batch-size 32] [--max-length 256] [--repeat 3]
+    .venv/bin/python bench/victim.py --sections backends --shapes small,student,base --model runs/victim --threads 1
 """
 from __future__ import annotations
 
@@ -31,7 +53,9 @@ import textwrap
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository root instead of this script's folder: the engine is imported from there, and no
+# bench script can then shadow an installed package of the same name.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -121,8 +145,13 @@ def attack_workload(victim: Victim, codes: list[str], programs: int, iterations:
           f"queries {counters.queries}, forward passes {counters.forward_passes}")
 
 
+SECTIONS = ("backends", "padding", "cache", "encoding")
+BACKEND_NAMES = "hf-eager,hf,fast,compile,hf bf16,fast bf16,onnx"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     parser.add_argument("--examples", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=256)
@@ -130,11 +159,29 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--attack-programs", type=int, default=20)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--shapes", default="small,student,base", help="backend table: small, student, base")
+    parser.add_argument("--backends", default=BACKEND_NAMES, help=f"backend table columns (default {BACKEND_NAMES})")
+    parser.add_argument("--model", default=None, help="backend table: a trained scratch:small victim for the small shape")
+    parser.add_argument("--base-examples", type=int, default=64, help="programs for the roberta-base shape (default 64)")
     args = parser.parse_args()
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    if unknown := sorted(set(sections) - set(SECTIONS)):
+        parser.error(f"--sections: unknown {', '.join(unknown)}; use {', '.join(SECTIONS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
 
     codes, training, source = load_programs(args.examples)
+    if "backends" in sections:
+        from bench.forward_backends import cpu_flags, measure, workloads
+
+        print(f"backend table: torch {torch.__version__}, {torch.get_num_threads()} threads, CPU flags: {cpu_flags()}; "
+              f"batch size {args.batch_size}, best of {args.repeat}")
+        for work in workloads(args.shapes.split(","), codes, training, model_dir=args.model,
+                              max_length=args.max_length, base_examples=args.base_examples):
+            measure(work, [name.strip() for name in args.backends.split(",") if name.strip()], args.batch_size,
+                    args.repeat)
+    if not set(sections) & {"padding", "cache", "encoding"}:
+        return 0
     tokenizer = train_bpe_tokenizer(training, vocab_size=SCRATCH_SIZES["small"].vocab, max_length=args.max_length)
     from transformers import RobertaForSequenceClassification
 
@@ -150,6 +197,18 @@ def main() -> int:
           f"p90 {np.percentile(lengths, 90):.0f}, truncated {np.mean(np.array(lengths) == args.max_length):.0%}; "
           f"padded tokens would be {len(codes) * args.max_length} vs {sum(lengths)} real")
 
+    if "padding" in sections:
+        padding_modes(args, model, tokenizer, codes)
+    victim = Victim(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size, device=args.device)
+    if "cache" in sections:
+        attack_workload(victim, codes, args.attack_programs, iterations=10, candidates=8)
+    if "encoding" in sections:
+        candidate_encoding(victim, codes, args.repeat)
+    return 0
+
+
+def padding_modes(args, model, tokenizer, codes: list[str]) -> None:
+    """Padded to max_length, dynamic padding, bucketing + dynamic padding: same programs, one process."""
     modes = {"padded": dict(bucketing=False, padding="max_length"),
              "dynamic": dict(bucketing=False, padding="longest"),
              "bucketed": dict(bucketing=True, padding="longest")}
@@ -173,11 +232,6 @@ def main() -> int:
     ratio = padded_seconds / results["bucketed"][0]
     print(f"bucketing + dynamic padding vs padding to {args.max_length}: {ratio:.2f}× "
           f"({'meets' if ratio >= 1.5 else 'BELOW'} the 1.5× target)")
-
-    victim = Victim(model, tokenizer, max_length=args.max_length, batch_size=args.batch_size, device=args.device)
-    attack_workload(victim, codes, args.attack_programs, iterations=10, candidates=8)
-    candidate_encoding(victim, codes, args.repeat)
-    return 0
 
 
 def candidate_encoding(victim: Victim, codes: list[str], repeat: int, per_program: int = 30) -> None:

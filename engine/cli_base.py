@@ -126,9 +126,20 @@ def parse_k_of_n(text: str | None, option: str) -> tuple[int, int] | None:
     return k, n
 
 
-def add_device_options(parser, device_note: str = "") -> None:
-    """`--device` and `--threads`, worded the same in every command that runs torch."""
+def add_device_options(parser, device_note: str = "", backend: bool = True) -> None:
+    """`--device`, `--threads` and `--backend`, worded the same in every command that runs torch.
+
+    `backend=False` for commands that run only masked LMs (`pretrain-mlm`, `substitutes`): the
+    backends are ways to run a sequence classifier, and an option that changes nothing would lie.
+    """
+    from engine.device import BACKENDS
+
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA, then MPS, else CPU), cpu, cuda[:N], mps" + (f"; {device_note}" if device_note else ""))
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: one per core; fewer helps on a busy shared machine)")
+    if not backend:
+        return
+    parser.add_argument("--backend", choices=tuple(BACKENDS), default="auto",
+                        help="how a classifier's forward pass runs: " + "; ".join(f"{name}: {text}" for name, text in BACKENDS.items())
+                        + ". All agree within float noise; the one used is recorded")

@@ -13,6 +13,15 @@ from engine.errors import UserError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("fp32", "bf16", "fp16")
+# Forward-pass backends of a victim (engine.backends implements them; named here, without torch,
+# for the CLI). Every one agrees with `hf` within float noise.
+BACKENDS = {
+    "auto": "fast on the CPU where the architecture allows, else hf (default)",
+    "fast": "BERT/RoBERTa classifiers: last layer for the first token only, fused QKV, oneDNN-packed weights on the CPU",
+    "hf": "the model's own transformers forward (scaled-dot-product attention)",
+    "hf-eager": "the model's own transformers forward with eager attention",
+    "compile": "torch.compile of the model's own forward (dynamic shapes; compiles on the first call)",
+}
 
 _DTYPE_ALIASES = {
     "fp32": "fp32", "float32": "fp32", "float": "fp32", "32": "fp32",

@@ -71,6 +71,7 @@ class TrainConfig:
     eval_batch_size: int = 64
     dtype: str = "fp32"
     device: str = "auto"  # not a hyper-parameter: a run may resume on another device
+    backend: str = "auto"  # validation/test forward pass (engine.backends); like the device, not a hyper-parameter
 
     @property
     def from_scratch(self) -> bool:
@@ -108,6 +109,7 @@ class TrainConfig:
     def hyperparameters(self) -> dict[str, Any]:
         values = asdict(self)
         values.pop("device")
+        values.pop("backend")
         values["lr"] = self.resolved_lr()
         values["epochs"] = self.resolved_epochs()
         values["dtype"] = dtype_name(self.dtype)
@@ -304,7 +306,7 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
     lengths = [len(e["input_ids"]) for e in encoded]
     labels = torch.tensor([ex.label for ex in train_examples] + [-1] * len(extra_codes))
     validator = Victim(model, tokenizer, max_length=config.max_length, batch_size=config.eval_batch_size,
-                       device=device, dtype="fp32", cache_size=0)
+                       device=device, dtype="fp32", cache_size=0, backend=config.backend)
     sigmoid = model.config.num_labels == 1
 
     def autocast():
@@ -391,7 +393,7 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
     save_model(model.to("cpu"), tokenizer, out)
     model.to(device)
     tester = Victim(model, tokenizer, max_length=config.max_length, batch_size=config.eval_batch_size,
-                    device=device, dtype="fp32", cache_size=0)
+                    device=device, dtype="fp32", cache_size=0, backend=config.backend)
     test_split = "test" if dataset.splits.get("test") else None
     metrics = (evaluate(tester, dataset.split("test"), num_labels=dataset.num_labels, split="test",
                         progress=progress).metrics if test_split else None)
@@ -410,6 +412,7 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         "head": config.head,
         "hyperparameters": config.hyperparameters(),
         "device": describe_device(device),
+        "eval_backend": tester.describe()["backend"],
         "training": {"epochs_run": len(history), "best_epoch": best_epoch,
                      "best_valid_" + config.select_metric: best_score, "stopped_early": stopped_early,
                      "resumed": last is not None, "seconds": round(train_seconds, 3),

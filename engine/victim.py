@@ -14,8 +14,10 @@ reads back:
   cut) are one forward pass, not two;
 - **batching** with dynamic padding and length bucketing: the distinct uncached inputs of a call
   are sorted by token length and cut into mini-batches, each padded to its own longest;
-- device, dtype, `torch.inference_mode`, and the output head: one logit → `[1-σ(z), σ(z)]`,
-  several → softmax; an optional label mapping reorders the model's classes into the dataset's;
+- device, dtype, the forward-pass **backend** (`engine.backends`: by default on the CPU a
+  BERT/RoBERTa classifier runs an exact inference layout, else the model's own forward),
+  `torch.inference_mode`, and the output head: one logit → `[1-σ(z), σ(z)]`, several →
+  softmax; an optional label mapping reorders the model's classes into the dataset's;
 - **query accounting**: `queries` (candidate programs evaluated, cache hits included: the
   number papers report), `forward_passes` (unique model inputs actually run through the model),
   cache hits, and the seconds spent inside the model and inside the victim.
@@ -41,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.backends import make_forward
 from engine.device import describe_device, dtype_name, resolve_device, resolve_dtype, synchronize
 from engine.errors import UserError
 from engine.manifest import read_manifest
@@ -126,6 +129,10 @@ class Victim:
         programs per model call (an engineering knob: it never changes results beyond float noise).
     device, dtype:
         `auto|cpu|cuda|mps`, `fp32|bf16|fp16`; the model is moved and cast accordingly.
+    backend:
+        how the forward pass runs (`engine.backends.BACKENDS`): `auto` (default: `fast` on the
+        CPU for BERT/RoBERTa classifiers, else `hf`), `fast`, `hf`, `hf-eager`, `compile`. All
+        agree within float noise; `describe()["backend"]` says which one runs.
     normalize:
         `none|strip|whitespace` (see `NORMALIZATIONS`), applied before caching and tokenizing.
     label_map:
@@ -142,7 +149,8 @@ class Victim:
     """
 
     def __init__(self, model, tokenizer, *, max_length: int | None = None, batch_size: int = 32,
-                 device: str | torch.device = "auto", dtype: str = "fp32", normalize: str = "none",
+                 device: str | torch.device = "auto", dtype: str = "fp32", backend: str = "auto",
+                 normalize: str = "none",
                  label_map: Sequence[int | str] | None = None, cache_size: int = 100_000,
                  name: str | None = None, manifest: dict[str, Any] | None = None,
                  bucketing: bool = True, padding: str = "longest", dedupe: bool = True, splice: bool = True) -> None:
@@ -169,6 +177,8 @@ class Victim:
         self.manifest = manifest
         self.name = name or getattr(model.config, "_name_or_path", None) or type(model).__name__
         self.model = _place(model, self.device, self.dtype).eval()
+        self.forward = make_forward(self.model, backend, self.device)
+        self.backend_requested = backend
         self.tokenizer = tokenizer
         if tokenizer.pad_token_id is None:
             raise UserError(f"{self.name}: the tokenizer has no padding token")
@@ -245,29 +255,63 @@ class Victim:
 
     def predict_proba(self, codes: Sequence[Code]) -> np.ndarray:
         """An `len(codes) × num_labels` float64 matrix of class probabilities, rows in input order."""
+        return self.predict_proba_groups([codes])[0][0]
+
+    def predict_proba_groups(self, groups: Sequence[Sequence[Code]]) -> tuple[list[np.ndarray], list[VictimCounters]]:
+        """Several callers' inputs in ONE pass: one cache look-up, one set of bucketed mini-batches
+        (cross-example batching: `engine.attacks.interleave` merges the queries of several attacks).
+
+        Returns each group's probability matrix (as `predict_proba` would give it, up to the float
+        noise of another batch composition) and each group's share of the counters: its queries;
+        the forward passes of the inputs it was the first to ask for (earlier groups first); the
+        mini-batches that ran any of those; the model seconds split by forward passes and the rest
+        of the victim's seconds by queries. The victim's own counters take the totals.
+        """
         started = time.perf_counter()
-        if isinstance(codes, str):  # one program; a pair must come inside a list: [(a, b)]
-            codes = [codes]
-        keys = [normalize_code(code, self.normalize) for code in codes]
+        groups = [[code] if isinstance(code, str) else code for code in groups]  # a bare program is a group of one
+        keyed = [[normalize_code(code, self.normalize) for code in group] for group in groups]
+        keys = [key for group in keyed for key in group]
         if not self.dedupe:  # the naive path a benchmark compares against: every query runs
-            fresh, _, model_seconds, batches, runs = self._run(keys, dedupe=False)
+            fresh, _, model_seconds, batches, ran = self._run(keys, dedupe=False)
             rows = dict(enumerate(fresh))
+            owners = [g for g, group in enumerate(keyed) for _ in group]  # input index -> its group
             keys = list(range(len(keys)))
         else:
-            rows, model_seconds, batches, runs = self._lookup_or_run(keys)
+            rows, model_seconds, batches, ran = self._lookup_or_run(keys)
+            owners = {}  # key -> the first group that asked for it
+            for g, group in enumerate(keyed):
+                for key in group:
+                    owners.setdefault(key, g)
         probs = np.stack([rows[key] for key in keys]) if keys else np.zeros((0, self.num_labels))
         if self.label_order is not None:
             probs = probs[:, self.label_order]
+        elapsed = time.perf_counter() - started
+        runs = len(ran)
         c = self._counters
         self._counters = replace(c, queries=c.queries + len(keys), forward_passes=c.forward_passes + runs,
                                  cache_hits=c.cache_hits + len(keys) - runs, batches=c.batches + batches,
-                                 model_seconds=c.model_seconds + model_seconds,
-                                 victim_seconds=c.victim_seconds + time.perf_counter() - started)
-        return probs
+                                 model_seconds=c.model_seconds + model_seconds, victim_seconds=c.victim_seconds + elapsed)
+        out, shares, start = [], [], 0
+        passes = [0] * len(groups)
+        group_batches: list[set[int]] = [set() for _ in groups]
+        for key, batch in ran.items():
+            owner = owners[key]
+            passes[owner] += 1
+            group_batches[owner].add(batch)
+        for g, group in enumerate(keyed):
+            out.append(probs[start:start + len(group)])
+            start += len(group)
+            model_share = model_seconds * passes[g] / runs if runs else 0.0
+            rest = (elapsed - model_seconds) * len(group) / len(keys) if keys else 0.0
+            shares.append(VictimCounters(queries=len(group), forward_passes=passes[g], cache_hits=len(group) - passes[g],
+                                         batches=len(group_batches[g]), model_seconds=model_share,
+                                         victim_seconds=model_share + rest))
+        return out, shares
 
-    def _lookup_or_run(self, keys: list[Code]) -> tuple[dict[Code, np.ndarray], float, int, int]:
+    def _lookup_or_run(self, keys: list[Code]) -> tuple[dict[Code, np.ndarray], float, int, dict[Code, int]]:
         """Rows for the distinct `keys`: from the program cache, else from `_run` (which consults the
-        token cache). Returns the rows, model seconds, mini-batches and forward passes."""
+        token cache). Returns the rows, model seconds, mini-batches, and the keys that went through
+        the model (one per forward pass) with the mini-batch that ran each."""
         rows: dict[Code, np.ndarray] = {}
         pending: dict[Code, None] = {}
         for key in keys:
@@ -282,14 +326,15 @@ class Victim:
             else:
                 pending[key] = None
         if not pending:
-            return rows, 0.0, 0, 0
-        fresh, digests, model_seconds, batches, runs = self._run(list(pending))
-        for key, row, digest in zip(pending, fresh, digests):
+            return rows, 0.0, 0, {}
+        pending_keys = list(pending)
+        fresh, digests, model_seconds, batches, ran = self._run(pending_keys)
+        for key, row, digest in zip(pending_keys, fresh, digests):
             rows[key] = row
             if self.cache_size:
                 self._cache[plain_code(key)] = (row, digest)
         _trim(self._cache, self.cache_size)
-        return rows, model_seconds, batches, runs
+        return rows, model_seconds, batches, {pending_keys[i]: batch for i, batch in ran.items()}
 
     def encode(self, codes: Sequence[Code]) -> list[dict[str, list[int]]]:
         """Token ids (and masks) of each already-normalised input, truncated to `max_length`, unpadded."""
@@ -320,10 +365,11 @@ class Victim:
             lengths.append(len(ids["input_ids"]))
         return lengths
 
-    def _run(self, inputs: list[Code], dedupe: bool = True) -> tuple[list[np.ndarray], list, float, int, int]:
+    def _run(self, inputs: list[Code], dedupe: bool = True) -> tuple[list[np.ndarray], list, float, int, dict[int, int]]:
         """Rows for `inputs`, running each distinct token sequence not in the token cache once
         (`dedupe=False`: every input, no cache). Returns the rows, their token digests, model
-        seconds, mini-batches and forward passes."""
+        seconds, mini-batches, and the inputs that went through the model (one per forward pass:
+        their index → the mini-batch that ran it)."""
         encoded = self._encode_inputs(inputs)
         digests: list = [input_digest(e) for e in encoded] if dedupe else list(range(len(inputs)))
         known: dict = {}
@@ -340,7 +386,7 @@ class Victim:
         order = list(todo.values())
         if self.bucketing:
             order.sort(key=lambda i: len(encoded[i]["input_ids"]), reverse=True)
-        seconds, batches = 0.0, 0
+        seconds, batches, ran = 0.0, 0, {}
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
@@ -348,16 +394,17 @@ class Victim:
                 tensors = pad_batch(self.tokenizer, [encoded[i] for i in chunk], width, self.device)
                 synchronize(self.device)
                 tick = time.perf_counter()
-                logits = self.model(**tensors).logits
+                logits = self.forward(tensors)
                 probs = self._probabilities(logits).cpu().numpy()
                 seconds += time.perf_counter() - tick
                 batches += 1
                 for row, i in enumerate(chunk):
+                    ran[i] = batches - 1
                     known[digests[i]] = probs[row]
                     if self.cache_size and dedupe:
                         self._token_cache[digests[i]] = probs[row]
         _trim(self._token_cache, self.cache_size)
-        return [known[digest] for digest in digests], digests, seconds, batches, len(order)
+        return [known[digest] for digest in digests], digests, seconds, batches, ran
 
     def _probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -403,6 +450,9 @@ class Victim:
             "splice": self.splicer is not None,
             "device": describe_device(self.device),
             "dtype": dtype_name(self.dtype),
+            "backend": self.forward.backend,
+            "backend_requested": self.backend_requested,
+            "backend_note": self.forward.note,
             "cache_size": self.cache_size,
             "manifest_created": (self.manifest or {}).get("created"),
         }

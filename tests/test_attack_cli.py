@@ -74,7 +74,10 @@ def test_engine_attack_writes_schema_records_a_manifest_and_a_summary(victim_dir
     assert manifest["model"]["fingerprint"] and manifest["model"]["parameters"] > 0
     assert manifest["model"]["compression"]["method"] == "none" and manifest["model"]["test_metrics"]["n"] == 9
     assert manifest["dataset"]["task"] == "classification" and manifest["dataset"]["language"] == "python"
+    assert manifest["model"]["victim"]["backend"] == "fast" and manifest["interleave"] == 1
 
+    assert cli.main([*argv, "--resume", "--backend", "hf"]) == 0  # allowed: float noise only, with a warning
+    assert "model.victim.backend" in capsys.readouterr().err
     assert cli.main([*argv, "--resume", "--seed", "4"]) == 2  # a different seed cannot continue this run
     assert "seed" in capsys.readouterr().err
     assert cli.main([*argv, "--resume"]) == 0

@@ -273,6 +273,7 @@ def test_engine_train_and_eval_through_the_cli(tmp_path, monkeypatch, capsys):
     for key in ("accuracy", "precision", "recall", "f1"):
         assert payload["metrics"][key] == pytest.approx(manifest["metrics"][key]), key
     assert payload["victim"]["normalize"] == "none" and payload["counters"]["queries"] == payload["metrics"]["n"]
+    assert payload["victim"]["backend"] == manifest["eval_backend"] == "fast"
 
     capsys.readouterr()
     assert cli.main(["train", *data, "--base", "scratch:tiny", "--out", str(out), "--no-progress"]) == 2

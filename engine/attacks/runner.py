@@ -72,6 +72,7 @@ class RunOptions:
     progress: bool | None = None
     fail_fast: bool = False
     substitutes: str | None = None
+    interleave: int = 1  # examples attacked together, their victim calls merged (engine.attacks.interleave)
     extra_manifest: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -85,6 +86,8 @@ class RunOptions:
             raise UserError(f"--attack-side {self.attack_side!r}: use one of {', '.join(SIDES)}")
         if self.too_long not in TOO_LONG:
             raise UserError(f"--too-long {self.too_long!r}: use one of {', '.join(TOO_LONG)}")
+        if self.interleave < 1:
+            raise UserError(f"--interleave must be at least 1, got {self.interleave}")
 
 
 # --------------------------------------------------------------------------- selection
@@ -242,6 +245,7 @@ class AttackRunner:
             "attack_side": o.attack_side if self._pairs() else None,
             "options": {"max_parse_errors": o.max_parse_errors, "too_long": o.too_long,
                         "compile_check": o.compile_check, "tests_check": o.tests_check},
+            "interleave": o.interleave,
             "records": self.records_path.name,
             "versions": library_versions(),
             "machine": machine(),
@@ -264,7 +268,8 @@ class AttackRunner:
 
     _IDENTITY = ("attack", "model.fingerprint", "model.path", "dataset.fingerprint", "dataset.split", "seed",
                  "budget", "attack_side", "options")
-    _NUMERICS = ("model.victim.batch_size", "model.victim.dtype", "model.victim.device")
+    _NUMERICS = ("model.victim.batch_size", "model.victim.dtype", "model.victim.device", "model.victim.backend",
+                 "interleave")
 
     def _prepare_output(self) -> set[str]:
         """Create or check the output directory; the example ids already recorded (with --resume)."""
@@ -342,9 +347,9 @@ class AttackRunner:
             todo = [(e, None) for e in examples if str(e.id) not in done]
         bar = _bar(len(todo) + len(done), len(done), self.options.progress, self.options.attack)
         counts = {"success": 0, "attacked": 0}
+        outcomes = self._outcomes(todo)
         with RecordWriter(self.records_path) as writer, RecordWriter(self.out / self._extras_name(), _json_default) as extras:
-            for example, source in todo:
-                record, extra = self.attack_example(example) if source is None else self.replay(example, source)
+            for record, extra in outcomes:
                 writer.write(record)
                 if extra:
                     extras.write({"example_id": record["example_id"], **extra})
@@ -361,6 +366,16 @@ class AttackRunner:
         summary_path = self._manifest_path().with_name(self._manifest_path().name.replace("manifest", "summary", 1))
         write_text(summary_path, json.dumps(summary, indent=2) + "\n")
         return summary
+
+    def _outcomes(self, todo: list[tuple[Example, dict[str, Any] | None]]):
+        """(record, extras) per item of `todo`, in order: one after the other, or `--interleave K` at a time."""
+        jobs = [(lambda e=example, s=source: self.attack_example(e) if s is None else self.replay(e, s))
+                for example, source in todo]
+        if self.options.interleave > 1:
+            from engine.attacks.interleave import interleaved
+
+            return interleaved(self, jobs, self.options.interleave)
+        return (job() for job in jobs)
 
     def print_summary(self, summary: dict[str, Any], stream=None) -> None:
         title = f"{self.options.attack} on {self.model['name']} ({self.dataset.name}, {self.options.split})"

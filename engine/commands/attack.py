@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fail-fast", action="store_true", help="stop on an internal error instead of recording it")
     victim = p.add_argument_group("victim")
     victim.add_argument("--batch-size", type=int, default=64, help="programs per model call (default 64)")
+    victim.add_argument("--interleave", type=int, default=1, metavar="K",
+                        help="attack K examples at a time, their searches taking turns and their victim calls merged "
+                        "into one (cross-example batching: pays on a GPU; default 1, one after the other)")
     victim.add_argument("--cache-size", type=int, default=100_000, help="exact-input cache entries (default 100000; 0 off)")
     victim.add_argument("--max-length", type=int, default=None,
                         help="tokens per input (default: the model's training length)")
@@ -108,7 +111,7 @@ def run_attack(args: argparse.Namespace) -> int:
         shard=parse_shard(args.shard), attack_side=args.attack_side, resume=args.resume, overwrite=args.overwrite,
         max_parse_errors=args.max_parse_errors, too_long=args.too_long, compile_check=not args.no_compile_check,
         tests_check=not args.no_tests, progress=False if args.no_progress else None, fail_fast=args.fail_fast,
-        substitutes=args.substitutes,
+        substitutes=args.substitutes, interleave=args.interleave,
     )
     options.check()
     if args.resume and args.overwrite:
@@ -117,7 +120,7 @@ def run_attack(args: argparse.Namespace) -> int:
     if args.split not in dataset.splits:
         raise UserError(f"dataset {dataset.name} has no {args.split} split; it has {', '.join(dataset.splits)}")
     victim = Victim.load(args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
-                         normalize=args.normalize, label_map=parse_label_map(args.label_map),
+                         backend=args.backend, normalize=args.normalize, label_map=parse_label_map(args.label_map),
                          cache_size=args.cache_size, max_length=args.max_length)
     if victim.num_labels != dataset.num_labels:
         raise UserError(f"{args.model} has {victim.num_labels} outputs but {dataset.name} has {dataset.num_labels} "

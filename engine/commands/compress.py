@@ -103,7 +103,7 @@ def run_compress(args: argparse.Namespace) -> int:
         specs = standard_specs(out, _method_params(args, "distill"))
     else:
         specs = [VariantSpec(out.name, out, args.method, _method_params(args, args.method))]
-    options = Options(device=args.device, overwrite=args.overwrite, allow_compressed=args.allow_compressed,
+    options = Options(device=args.device, backend=args.backend, overwrite=args.overwrite, allow_compressed=args.allow_compressed,
                       progress=False if args.no_progress else None, timing_examples=args.timing_examples,
                       batch_sizes=_batch_sizes(args.batch_sizes), repeats=args.repeats,
                       eval_batch_size=args.eval_batch_size, stop_after_epoch=args.stop_after_epoch)

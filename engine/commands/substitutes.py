@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-subwords", type=int, default=4, help="mask slots for one name at most (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per MLM forward pass (default 32)")
     p.add_argument("--max-length", type=int, default=None, help="MLM window in tokens (default: the MLM's limit, ≤ 512)")
-    add_device_options(p)
+    add_device_options(p, backend=False)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dataset_options(p)
     p.set_defaults(run=run_substitutes)

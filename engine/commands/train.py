@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-prob", type=float, default=0.15, help="share of tokens to predict (default 0.15)")
     p.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary (default 3000 tiny, 8000 small/base)")
     p.add_argument("--seed", type=int, default=42, help="training seed (default 42)")
-    add_device_options(p)
+    add_device_options(p, backend=False)
     p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dataset_options(p)
@@ -124,7 +124,7 @@ def run_train(args: argparse.Namespace) -> int:
         base=args.base, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_ratio=args.warmup,
         weight_decay=args.weight_decay, max_length=args.max_length, patience=args.patience, seed=args.seed,
         head=args.head, vocab_size=args.vocab_size, select_metric=args.select_metric,
-        eval_batch_size=args.eval_batch_size, dtype=args.dtype, device=args.device,
+        eval_batch_size=args.eval_batch_size, dtype=args.dtype, device=args.device, backend=args.backend,
     )
     result = train(dataset, config, args.out, resume=True if args.resume else None, overwrite=args.overwrite,
                    progress=_progress(args), stop_after_epoch=args.stop_after_epoch)
@@ -172,7 +172,7 @@ def run_eval(args: argparse.Namespace) -> int:
             raise UserError("--limit must be at least 1")
         examples = examples[:args.limit]
     victim = Victim.load(args.model, max_length=args.max_length, batch_size=args.batch_size, device=args.device,
-                         dtype=args.dtype, normalize=args.normalize, label_map=parse_label_map(args.label_map),
+                         dtype=args.dtype, backend=args.backend, normalize=args.normalize, label_map=parse_label_map(args.label_map),
                          cache_size=0)
     _warn_mismatch(victim, dataset, args)
     result = evaluate(victim, examples, num_labels=dataset.num_labels, split=args.split, progress=_progress(args))

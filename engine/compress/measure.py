@@ -66,6 +66,7 @@ class Measurement:
     parameters: int
     nonzero_parameters: int
     device: str
+    backend: str  # the forward pass that was timed (engine.backends): an int8 model runs on `hf`
     max_length: int
     test_metrics: dict[str, Any]
     predictions: np.ndarray = field(repr=False)
@@ -79,7 +80,7 @@ class Measurement:
     def to_json(self) -> dict[str, Any]:
         return {
             "size_mb": self.size_mb, "parameters": self.parameters, "nonzero_parameters": self.nonzero_parameters,
-            "device": self.device, "latency_ms_batch1": round(self.latency_ms_batch1, 4),
+            "device": self.device, "backend": self.backend, "latency_ms_batch1": round(self.latency_ms_batch1, 4),
             "throughput_per_s": round(self.throughput_per_s, 3), "best_batch_size": self.best_batch_size,
             "throughput_by_batch": {str(k): round(v, 3) for k, v in self.throughput_by_batch.items()},
             "test_metrics": self.test_metrics, "agreement": self.agreement,
@@ -106,7 +107,7 @@ def measure_side_by_side(victims: dict[str, Any], sizes: dict[str, float], examp
         predicted = np.array([row["prediction"] for row in evaluation.predictions])
         results[name] = Measurement(
             name=name, size_mb=sizes[name], parameters=total, nonzero_parameters=nonzero,
-            device=describe_device(victim.device), max_length=victim.max_length,
+            device=describe_device(victim.device), backend=_backend(victim), max_length=victim.max_length,
             test_metrics={key: evaluation.metrics[key] for key in METRIC_KEYS},
             predictions=predicted, evaluation=evaluation)
     reference = results[parent].predictions
@@ -115,6 +116,11 @@ def measure_side_by_side(victims: dict[str, Any], sizes: dict[str, float], examp
             result.agreement = float(np.mean(result.predictions == reference))
     _time_all(victims, results, [ex.code for ex in examples[:timing_examples]], batch_sizes, repeats, progress)
     return results
+
+
+def _backend(victim) -> str:
+    describe = getattr(victim, "describe", None)
+    return str(describe().get("backend", "hf")) if describe else "hf"
 
 
 def _time_all(victims: dict[str, Any], results: dict[str, Measurement], codes: list, batch_sizes: list[int],

@@ -63,6 +63,7 @@ class Parent:
 @dataclass
 class Options:
     device: str = "auto"
+    backend: str = "auto"  # the victims' forward pass (engine.backends), for the test split and the timings
     overwrite: bool = False
     allow_compressed: bool = False
     progress: bool | None = None
@@ -193,7 +194,7 @@ def make_prune(parent: Parent, spec: VariantSpec, dataset, options: Options) -> 
         from engine.device import resolve_device
         from engine.victim import Victim
 
-        max_length = Victim(model, tokenizer, manifest=parent.manifest, device="cpu").max_length
+        max_length = Victim(model, tokenizer, manifest=parent.manifest, device="cpu", backend="hf").max_length
         sample = dataset.split("train")[: int(spec.params.get("importance_examples") or 256)]
         report = prune_heads(model, tokenizer, [ex.code for ex in sample], [ex.label for ex in sample], ratio,
                              max_length=max_length, device=resolve_device(options.device))
@@ -244,7 +245,8 @@ def make_distill(parent: Parent, spec: VariantSpec, dataset, options: Options) -
     unlabelled = read_unlabelled(unlabelled_path, dataset.language) if unlabelled_path else []
     config = DistillConfig(**{key: value for key, value in params.items() if value is not None},
                            device=options.device, eval_batch_size=options.eval_batch_size)
-    teacher = Victim.load(parent.path, device=options.device, batch_size=options.eval_batch_size, cache_size=0)
+    teacher = Victim.load(parent.path, device=options.device, batch_size=options.eval_batch_size, cache_size=0,
+                          backend=options.backend)
     result, facts = distill(teacher, parent.fingerprint, dataset, config, spec.out, unlabelled=unlabelled,
                             progress=options.progress, stop_after_epoch=options.stop_after_epoch, log=options.log)
     if not result.finished:
@@ -324,10 +326,12 @@ def _measure(parent: Parent, specs: list[VariantSpec], dataset, options: Options
     if int8 and resolve_device(device).type != "cpu":
         options.say("int8 layers run on the CPU only: measuring every model on the CPU, so the ratios compare like with like")
         device = "cpu"
-    victims = {PARENT_KEY: Victim.load(parent.path, device=device, cache_size=0, batch_size=options.eval_batch_size)}
+    victims = {PARENT_KEY: Victim.load(parent.path, device=device, cache_size=0, batch_size=options.eval_batch_size,
+                                       backend=options.backend)}
     sizes = {PARENT_KEY: size_on_disk_mb(parent.path)}
     for spec in specs:
-        victims[spec.name] = Victim.load(spec.out, device=device, cache_size=0, batch_size=options.eval_batch_size)
+        victims[spec.name] = Victim.load(spec.out, device=device, cache_size=0, batch_size=options.eval_batch_size,
+                                         backend=options.backend)
         sizes[spec.name] = size_on_disk_mb(spec.out)
     options.say(f"measuring {', '.join(victims)} side by side on {len(dataset.split('test'))} test examples "
                 f"(timing: {min(options.timing_examples, len(dataset.split('test')))} examples, batch sizes "

@@ -18,7 +18,7 @@ from engine.compress.distill import (StudentShape, build_student, check_teacher_
                                      choose_architecture, read_unlabelled)
 from engine.compress.measure import parameter_counts
 from engine.compress.prune import choose_heads, encoder_linears, prune_heads, prune_unstructured
-from engine.compress.quantize import QUANTIZED_WEIGHTS, quantize_int8
+from engine.common.int8 import QUANTIZED_WEIGHTS, quantize_int8
 from engine.cli import main as engine_main
 from engine.compress.variants import Options, VariantSpec, compress, standard_specs
 from engine.errors import UserError

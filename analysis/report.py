@@ -81,7 +81,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def analyse(directories: list[str | Path], *, labels: dict[str, str] | None = None, correction: str = "holm",
-            family_scheme: str = "cell", mcnemar: str = "midp", alpha: float = 0.05, resamples: int = 1000,
+            family_scheme: str = "cell", tests: dict[str, str] | None = None, alpha: float = 0.05, resamples: int = 1000,
             seed: int = 0, worst: int = 10, truncated: str = "include") -> Analysis:
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -93,7 +93,7 @@ def analyse(directories: list[str | Path], *, labels: dict[str, str] | None = No
     metrics = cell_metrics(records, resamples=resamples, seed=seed, alpha=alpha)
     timings["metrics"] = time.perf_counter() - start - sum(timings.values())
     comparisons = compare(records, variants, metrics, correction=correction, family_scheme=family_scheme,
-                          mcnemar=mcnemar, alpha=alpha)
+                          tests=tests, alpha=alpha)
     timings["statistics"] = time.perf_counter() - start - sum(timings.values())
     checks = audit(records, worst=worst)
     timings["audit"] = time.perf_counter() - start - sum(timings.values())

@@ -184,6 +184,8 @@ def test_friedman_matches_scipy_and_pingouin_with_ties():
 def test_friedman_degenerate_inputs_are_labelled():
     assert "no variation" in st.friedman(np.ones((4, 3))).note
     assert st.friedman(np.ones((1, 3))).note == "too few blocks (1)"
+    two = st.friedman(np.arange(6.0).reshape(2, 3))  # pingouin needs 3 blocks: a note, the mean ranks kept
+    assert two.note == "too few blocks (2)" and two.p_raw is None and two.extra["mean_ranks"] == [1.0, 2.0, 3.0]
     assert st.friedman(np.ones((4, 1))).note == "fewer than 2 treatments"
 
 

@@ -64,6 +64,8 @@ def load_bigclonebench(path: str | Path | None, *, seed: int = 0, skip_bad: bool
 
 
 FORMATS = (
-    Format("bigclonebench", "data.jsonl {idx, func} + train/valid/test.txt pairs 'id1 id2 label'; Java, clone",
+    Format("bigclonebench", "BigCloneBench: a directory with data.jsonl ({idx, func}) and pair files "
+           "train/valid/test.txt of 'id1 id2 label' (tab or spaces), or one pair file with data.jsonl beside it; "
+           "labels not-clone, clone",
            load_bigclonebench, task="clone", language="java", labels=2, sizes=(901028, 415416)),
 )

@@ -67,6 +67,7 @@ def parse_substitutes(value: Any) -> dict[str, list[str]] | None:
 
 
 FORMATS = (
-    Format("devign", "CodeXGLUE defect detection JSONL (func, target, idx[, substitutes]); C, defect", load_devign,
+    Format("devign", "CodeXGLUE defect detection: JSONL with func, target (0/1), idx; optional substitutes, project, "
+           "commit_id; labels clean, vulnerable", load_devign,
            task="defect", language="c", labels=2, sizes=(21854, 2732)),
 )

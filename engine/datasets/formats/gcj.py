@@ -80,6 +80,7 @@ def _read_classes(path: Path) -> tuple[list[str], dict[str, int]]:
 
 
 FORMATS = (
-    Format("gcj", "authorship lines 'CODE <CODESPLIT> LABEL' + classes.txt; Python, authorship", load_gcj,
+    Format("gcj", "GCJ authorship: train/valid/(test).txt of lines 'CODE <CODESPLIT> LABEL', newlines escaped; "
+           "optional classes.txt of 'label<TAB>author'; labels: the authors of classes.txt, else the labels", load_gcj,
            task="authorship", language="python", labels=66, sizes=(528, 132)),
 )

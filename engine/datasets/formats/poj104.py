@@ -53,6 +53,6 @@ def _int_or_text(label: str) -> tuple[int, int | str]:
 
 
 FORMATS = (
-    Format("poj104", "POJ-104 JSONL (code, label, index); C, classification", load_poj104,
+    Format("poj104", "POJ-104: JSONL with code, label, index; labels in numeric order", load_poj104,
            task="classification", language="c", labels=104),
 )

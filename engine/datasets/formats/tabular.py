@@ -152,7 +152,8 @@ def _stem(path: str | Path) -> str:
 
 
 FORMATS = (
-    Format("jsonl", "any JSONL with --columns code=..,label=..[,id=..,code2=..] --language --task", load_jsonl,
+    Format("jsonl", "any JSONL, fields from --columns code=..,label=..[,id=..,code2=..], with --language and "
+           "--task; labels: the values seen, numeric order when all are integers, else text order", load_jsonl,
            generic=True),
-    Format("csv", "any CSV with a header, options as for jsonl", load_csv, generic=True),
+    Format("csv", "any CSV with a header row (quoted multi-line fields are fine); options and labels as for jsonl", load_csv, generic=True),
 )

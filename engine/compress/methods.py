@@ -75,7 +75,8 @@ def find(name: str) -> Method:
 def meaningful_after(parent_method: str, name: str) -> bool:
     """Whether `name` may be applied to a model compressed with `parent_method` (with --allow-compressed):
     int8 weights can be neither pruned nor quantized again; any model can teach a student."""
+    spec = find(name)
     parent = METHODS.get(parent_method)
     if parent is None:  # a method this version does not know: nothing is known to be meaningful on it
         return False
-    return not (parent.fixed_weights and find(name).float_input)
+    return not (parent.fixed_weights and spec.float_input)

@@ -251,31 +251,30 @@ class AttackContext:
         """
         if not codes:
             return np.zeros((0, 0), dtype=np.float32)
-        left = self.remaining
-        if left is not None:
-            if left == 0:
-                self.exhausted = True
-                raise BudgetExhausted(f"example {self.example.id}: budget of {self.budget} queries spent")
-            if len(codes) >= left:
-                codes = codes[:left]
-                self.exhausted = True
+        codes = self._affordable(codes)
         vectors = np.asarray(self.victim.embed(list(codes)), dtype=np.float32)
         self.queries_used += len(codes)
         return vectors
+
+    def _affordable(self, items: Sequence) -> Sequence:
+        """The prefix of `items` the budget allows (setting `exhausted` when it takes the rest);
+        `BudgetExhausted` when nothing is left. `items` is not empty."""
+        left = self.remaining
+        if left is None:
+            return items
+        if left == 0:
+            self.exhausted = True
+            raise BudgetExhausted(f"example {self.example.id}: budget of {self.budget} queries spent")
+        if len(items) >= left:
+            self.exhausted = True
+            return items[:left]
+        return items
 
     def _evaluate(self, candidates: Sequence[CandidateLike], probe: bool = False) -> tuple[list[Candidate], np.ndarray]:
         """(the rendered evaluated prefix, its probability rows); only that prefix is rendered."""
         if not candidates:
             return [], np.zeros((0, self.victim.num_labels))
-        left = self.remaining
-        if left is not None:
-            if left == 0:
-                self.exhausted = True
-                raise BudgetExhausted(f"example {self.example.id}: budget of {self.budget} queries spent")
-            if len(candidates) >= left:
-                candidates = candidates[:left]
-                self.exhausted = True
-        rendered = [self.render(c) for c in candidates]
+        rendered = [self.render(c) for c in self._affordable(candidates)]
         probs = np.asarray(self.victim.predict_proba([self.full_input(c.code) for c in rendered]), dtype=np.float64)
         self.queries_used += len(rendered)
         if not probe:

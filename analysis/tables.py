@@ -495,7 +495,10 @@ def robustness_full_table(inputs: Inputs) -> Table:
     return build("robustness-full", "Robustness in full", caption, columns, records)
 
 
-_EFFECT_SHORT = {"difference in rates": "Δ", "rank-biserial": "r", "eta2_Q": "η²", "Kendall's W": "W"}
+# Short names of the default tests' effects in the tests table (others print in full); the caption
+# explains the ones that occur.
+_EFFECT_SHORT = {"difference in rates": ("Δ", "difference in rates"), "rank-biserial": ("r", "rank-biserial"),
+                 "eta2_Q": ("η²", "Cochran's eta-squared"), "Kendall's W": ("W", "Kendall's W")}
 
 
 @paper_table("appendix")
@@ -515,7 +518,7 @@ def tests_full_table(inputs: Inputs) -> Table | None:
     records = []
     for r in rows:
         across = r["kind"] in ("across cells", "post-hoc")
-        effect = (f"{_EFFECT_SHORT.get(r['effect_name'], r['effect_name'])} {fmt(r['effect'], 3)}"
+        effect = (f"{_EFFECT_SHORT.get(r['effect_name'], (r['effect_name'],))[0]} {fmt(r['effect'], 3)}"
                   if r["effect_name"] else UNDEFINED)
         records.append({
             "attack": Cell("all" if across else attack_name(r["attack"])), "outcome": Cell(r["outcome"]),
@@ -529,8 +532,10 @@ def tests_full_table(inputs: Inputs) -> Table | None:
     caption = (f"Every statistical test: {c.title('omnibus-binary')} and {c.title('paired-binary')} for binary outcomes, "
                f"{c.title('paired-continuous')} for continuous ones, {c.title('omnibus-blocks')} and post-hoc "
                f"{c.title('paired-continuous')} across cells; p adjusted by "
-               f"{c.correction.capitalize()} within each family (scheme '{c.family_scheme}'). Effects: Δ difference in "
-               "rates, r rank-biserial, η² Cochran's eta-squared, W Kendall's W.")
+               f"{c.correction.capitalize()} within each family (scheme '{c.family_scheme}').")
+    present = {r["effect_name"] for r in rows}
+    shorts = [f"{short} {long}" for name, (short, long) in _EFFECT_SHORT.items() if name in present]
+    caption += f" Effects: {', '.join(shorts)}." if shorts else ""
     return build("tests", "All statistical tests", caption, columns, records)
 
 

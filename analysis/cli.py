@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli_base import assemble_parser, run_command
+from engine.common.cli import assemble_parser, run_command
 
 COMMAND_MODULES: tuple[str, ...] = (
     "analysis.commands.schema",

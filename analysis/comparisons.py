@@ -5,14 +5,17 @@ example (means; binary outcomes by majority, where a tie counts as a success of 
 i.e. not robust). Then, for each (dataset, task, base model, attack) *group*:
 
 - binary outcomes (robust-correct on every example both variants have; attack success on the
-  examples both attacked): Cochran's Q across all variants on the examples all of them share,
-  then McNemar of each variant against the original;
+  examples both attacked): the omnibus-binary test (Cochran's Q) across all variants on the
+  examples all of them share, then the paired-binary test (McNemar) of each variant against
+  the original;
 - continuous outcomes on the examples where both have a value (queries and probability drop:
-  both attacked; change rates: both successful): Wilcoxon signed-rank with rank-biserial,
-  plus Cliff's delta and A12.
+  both attacked; change rates: both successful): the paired-continuous test (Wilcoxon
+  signed-rank with rank-biserial, plus Cliff's delta and A12).
 
 Across groups (blocks), the compression settings (treatments) are compared on ASR and robust
-accuracy with Friedman + Kendall's W and all-pairs Wilcoxon post-hoc tests.
+accuracy with the omnibus-blocks test (Friedman + Kendall's W) and all-pairs post-hoc tests
+(the paired-continuous test). Which test fills each role: `analysis.stats.chosen` (defaults in
+parentheses; `--<role> NAME` on the command line).
 
 Corrections apply within a *family* (`family_scheme`): "cell" (default) makes the k-1
 comparisons of one outcome in one group a family, and each omnibus test kind one family across
@@ -44,7 +47,7 @@ FAMILY_SCHEMES = ("cell", "outcome", "all")
 
 @dataclass
 class Ranking:
-    """Friedman across cells for one outcome: mean ranks (1 = best) and post-hoc adjusted p."""
+    """The omnibus-blocks test (Friedman) across cells for one outcome: mean ranks (1 = best) and post-hoc adjusted p."""
 
     outcome: str
     treatments: list[str]
@@ -60,8 +63,12 @@ class Comparisons:
     rankings: list[Ranking]
     correction: str
     family_scheme: str
-    mcnemar: str
+    tests: dict[str, st.StatTest]  # role -> the test that filled it
     alpha: float
+
+    def title(self, role: str) -> str:
+        """How captions name the test of `role`: "McNemar (mid-p)"."""
+        return self.tests[role].title
 
 
 def per_example(records: pl.DataFrame) -> pl.DataFrame:
@@ -110,10 +117,11 @@ def _matrices(frame: pl.DataFrame, labels: list[str]) -> dict[str, np.ndarray]:
 
 
 def compare(records: pl.DataFrame, variants: pl.DataFrame, metrics: pl.DataFrame, *, correction: str = "holm",
-            family_scheme: str = "cell", mcnemar: str = "midp", alpha: float = 0.05) -> Comparisons:
-    """Every paired test of the study, corrected per family."""
+            family_scheme: str = "cell", tests: dict[str, str] | None = None, alpha: float = 0.05) -> Comparisons:
+    """Every paired test of the study, corrected per family; `tests` (role -> name) overrides the defaults."""
     if family_scheme not in FAMILY_SCHEMES:
         raise ValueError(f"unknown family scheme {family_scheme!r}: use one of {', '.join(FAMILY_SCHEMES)}")
+    chosen = st.chosen(tests)
     examples = per_example(records)
     rows: list[dict[str, Any]] = []
     originals = {(r["dataset"], r["task"], r["model"]): r["label"] for r in variants.filter(pl.col("is_original")).iter_rows(named=True)}
@@ -128,15 +136,17 @@ def compare(records: pl.DataFrame, variants: pl.DataFrame, metrics: pl.DataFrame
         matrices = _matrices(frame, labels)
         compared = [lab for lab in labels if lab != original_label]
         for outcome, column in BINARY.items():
-            rows.append(_cochran(group, outcome, matrices[column], labels, present))
+            rows.append(_omnibus(group, outcome, matrices[column], labels, present, chosen["omnibus-binary"], alpha))
             for label in compared:
-                rows.append(_pairwise(group, outcome, matrices[column], labels, present, original_label, label, mcnemar, alpha))
+                rows.append(_pairwise(group, outcome, matrices[column], labels, present, original_label, label,
+                                      chosen["paired-binary"], alpha))
         for outcome, column in CONTINUOUS.items():
             for label in compared:
-                rows.append(_pairwise(group, outcome, matrices[column], labels, present, original_label, label, None, alpha))
+                rows.append(_pairwise(group, outcome, matrices[column], labels, present, original_label, label,
+                                      chosen["paired-continuous"], alpha))
     rankings = []
     for outcome, (column, better) in ACROSS.items():
-        ranking, across_rows = _friedman(metrics, outcome, column, better)
+        ranking, across_rows = _across(metrics, outcome, column, better, chosen, alpha)
         rankings.append(ranking)
         rows += across_rows
     _assign_families(rows, family_scheme)
@@ -144,7 +154,7 @@ def compare(records: pl.DataFrame, variants: pl.DataFrame, metrics: pl.DataFrame
     for ranking in rankings:
         ranking.pairwise = {(r["treatment_x"], r["treatment_y"]): r["p_adj"] for r in rows
                             if r["kind"] == "post-hoc" and r["outcome"] == ranking.outcome}
-    return Comparisons(rows, rankings, correction, family_scheme, mcnemar, alpha)
+    return Comparisons(rows, rankings, correction, family_scheme, chosen, alpha)
 
 
 def _row(group: dict[str, Any], outcome: str, kind: str, comparison: str, test: st.Test) -> dict[str, Any]:
@@ -152,36 +162,36 @@ def _row(group: dict[str, Any], outcome: str, kind: str, comparison: str, test: 
             **test.as_dict()}
 
 
-def _cochran(group, outcome, matrix, labels, present) -> dict[str, Any]:
+def _omnibus(group, outcome, matrix, labels, present, omnibus: st.StatTest, alpha) -> dict[str, Any]:
     keep = [i for i, lab in enumerate(labels) if lab in present]
     if len(keep) < 2:
-        test = st.Test("Cochran's Q", 0, note="fewer than 2 variants with records")
+        test = st.Test(omnibus.title, 0, note="fewer than 2 variants with records")
     else:
         sub = matrix[keep]
-        test = st.cochran_q(sub[:, ~np.isnan(sub).any(axis=0)].T)
+        test = omnibus.run(sub[:, ~np.isnan(sub).any(axis=0)].T, alpha)
         if len(keep) < len(labels):
             missing = sorted(set(labels) - set(present))
             test.note = "; ".join(filter(None, [test.note, f"variants without records left out: {missing}"]))
     return _row(group, outcome, "omnibus", f"all {len(keep)} variants", test)
 
 
-def _pairwise(group, outcome, matrix, labels, present, original_label, label, mcnemar, alpha) -> dict[str, Any]:
+def _pairwise(group, outcome, matrix, labels, present, original_label, label, paired: st.StatTest, alpha) -> dict[str, Any]:
     comparison = f"{label} vs {original_label}"
-    name = "McNemar" if mcnemar else "Wilcoxon signed-rank"
     if original_label not in present:
-        test = st.Test(name, 0, note="original missing")
+        test = st.Test(paired.title, 0, note="original missing")
     elif label not in present:
-        test = st.Test(name, 0, note="variant missing")
+        test = st.Test(paired.title, 0, note="variant missing")
     else:
         x, y = matrix[labels.index(label)], matrix[labels.index(original_label)]
         both = ~np.isnan(x) & ~np.isnan(y)
-        test = st.mcnemar(x[both], y[both], mcnemar, alpha) if mcnemar else st.wilcoxon(x[both], y[both])
+        test = paired.run(x[both], y[both], alpha)
     row = _row(group, outcome, "vs original", comparison, test)
     row["variant"] = label
     return row
 
 
-def _friedman(metrics: pl.DataFrame, outcome: str, column: str, better: str) -> tuple[Ranking, list[dict[str, Any]]]:
+def _across(metrics: pl.DataFrame, outcome: str, column: str, better: str, chosen: dict[str, st.StatTest],
+            alpha: float) -> tuple[Ranking, list[dict[str, Any]]]:
     blocks = GROUP
     usable = metrics.filter(pl.col("base_model").is_not_null() & pl.col(column).is_not_null())
     wide = usable.pivot(on="label", index=blocks, values=column, aggregate_function="first") if usable.height else pl.DataFrame()
@@ -191,12 +201,14 @@ def _friedman(metrics: pl.DataFrame, outcome: str, column: str, better: str) -> 
     matrix = complete.select(treatments).to_numpy() if treatments else np.empty((0, 0))
     # Rank 1 = best: negate when higher is better.
     score = -matrix if better == "max" else matrix
-    test = st.friedman(score) if treatments else st.Test("Friedman", 0, note="no treatments")
+    blocks_test, post_hoc = chosen["omnibus-blocks"], chosen["paired-continuous"]
+    test = blocks_test.run(score, alpha) if treatments else st.Test(blocks_test.title, 0, note="no treatments")
     ranks = test.extra.get("mean_ranks") or ([float("nan")] * len(treatments))
     group = {"dataset": "all", "task": "all", "base_model": "all", "attack": "all"}
     rows = [_row(group, outcome, "across cells", f"{len(treatments)} compression settings over {complete.height} cells", test)]
     for a, b in itertools.combinations(range(len(treatments)), 2):
-        pair = st.wilcoxon(matrix[:, a], matrix[:, b]) if matrix.shape[0] else st.Test("Wilcoxon signed-rank", 0, note="no complete cells")
+        pair = (post_hoc.run(matrix[:, a], matrix[:, b], alpha) if matrix.shape[0]
+                else st.Test(post_hoc.title, 0, note="no complete cells"))
         row = _row(group, outcome, "post-hoc", f"{treatments[a]} vs {treatments[b]}", pair)
         row["treatment_x"], row["treatment_y"] = treatments[a], treatments[b]
         rows.append(row)
@@ -212,11 +224,11 @@ def _assign_families(rows: list[dict[str, Any]], scheme: str) -> None:
             cell = "/".join(str(row[k]) for k in GROUP)
             row["family"] = f"{row['outcome']} vs original" + (f" | {cell}" if scheme == "cell" else "")
         elif row["kind"] == "omnibus":
-            row["family"] = f"Cochran's Q | {row['outcome']}"
+            row["family"] = f"{row['test']} | {row['outcome']}"
         elif row["kind"] == "across cells":
-            row["family"] = "Friedman across cells"
+            row["family"] = f"{row['test']} across cells"
         else:
-            row["family"] = f"post-hoc Wilcoxon | {row['outcome']}"
+            row["family"] = f"post-hoc {row['test']} | {row['outcome']}"
 
 
 def _correct(rows: list[dict[str, Any]], correction: str) -> None:

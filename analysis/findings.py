@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import stats as st
-from analysis.tables import ALL, MCNEMAR_NAMES, UNDEFINED, Inputs, Table, asr_comparisons, attack_name, comparison_cells
+from analysis.tables import ALL, UNDEFINED, Inputs, Table, asr_comparisons, attack_name, comparison_cells
 from analysis.variants import phrase
 
 MAX_SENTENCES = 8
@@ -59,7 +59,7 @@ def findings(inputs: Inputs, tables: list[Table]) -> list[Finding]:
         f"Of {len(tested)} comparisons of a compressed variant with its original, {len(significant)} differ "
         f"significantly in attack success after {correction} correction (α = {alpha:g}): the variant was easier "
         f"to fool in {up} and harder in {len(significant) - up}."), "stats", [i for i, _ in tested]))
-    test_name = f"McNemar {MCNEMAR_NAMES.get(comparisons.mcnemar, comparisons.mcnemar)}"
+    test_name = comparisons.title("paired-binary")
     significant.sort(key=lambda item: -abs(item[1]["test"]["effect"]))
     for i, r in significant[:MAX_SENTENCES]:
         cells = {k: c.text for k, c in comparison_cells(r["test"]).items()}
@@ -136,7 +136,7 @@ def measures(inputs: Inputs) -> list[tuple[str, str]]:
                           "budget."),
         ("Marks", f"* p < 0.05, ** p < 0.01, *** p < 0.001, {c.correction.capitalize() if c.correction != 'bh' else 'Benjamini-Hochberg'}"
                   f"-adjusted within each family ('{c.family_scheme}' scheme), against the original on the same examples: "
-                  f"McNemar ({MCNEMAR_NAMES.get(c.mcnemar, c.mcnemar)}) for ASR and RA, Wilcoxon signed-rank for queries."),
+                  f"{c.title('paired-binary')} for ASR and RA, {c.title('paired-continuous')} for queries."),
         ("Δ, h", f"variant minus original in percentage points on the examples both attacked, with Newcombe's paired "
                  f"95 % CI; Cohen's h = 2 asin √ASR(variant) − 2 asin √ASR(original): |h| < {h[0]} negligible, "
                  f"< {h[1]} small, < {h[2]} medium, else large."),

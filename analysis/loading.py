@@ -19,8 +19,8 @@ from typing import Any
 import polars as pl
 
 from analysis.validation import first_bad_line, rule_columns, shape_mismatches, value_violations
-from engine.errors import UserError
-from engine.logschema import FIELDS
+from engine.common.errors import UserError
+from engine.common.logschema import FIELDS
 
 MANIFEST_NAME = "manifest.json"
 CODE_COLUMNS = ("original_code", "adversarial_code", "rename_map")

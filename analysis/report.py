@@ -23,6 +23,9 @@ from typing import Any
 import markupsafe
 import polars as pl
 
+from engine.common.errors import UserError
+from engine.common.reports import REPORT_FORMATS
+
 from analysis import figures as figs
 from analysis.audit import Audit, audit
 from analysis.comparisons import Comparisons, compare
@@ -35,7 +38,6 @@ from analysis.render import (Tex, display, header_groups, html_environment, late
 from analysis.tables import Inputs, Table, attack_name, build_tables
 from analysis.variants import variant_table
 
-FORMATS = ("latex", "html", "csv", "md")
 TITLE = "Robustness of compressed models of code"
 # Written into report.html and report.tex: says which report layout made a file (tests rebuild older ones).
 GENERATOR = "code-robustness-toolkit analysis report, layout 2"
@@ -79,7 +81,7 @@ def _count(n: int, noun: str) -> str:
 
 
 def analyse(directories: list[str | Path], *, labels: dict[str, str] | None = None, correction: str = "holm",
-            family_scheme: str = "cell", mcnemar: str = "midp", alpha: float = 0.05, resamples: int = 1000,
+            family_scheme: str = "cell", tests: dict[str, str] | None = None, alpha: float = 0.05, resamples: int = 1000,
             seed: int = 0, worst: int = 10, truncated: str = "include") -> Analysis:
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -91,7 +93,7 @@ def analyse(directories: list[str | Path], *, labels: dict[str, str] | None = No
     metrics = cell_metrics(records, resamples=resamples, seed=seed, alpha=alpha)
     timings["metrics"] = time.perf_counter() - start - sum(timings.values())
     comparisons = compare(records, variants, metrics, correction=correction, family_scheme=family_scheme,
-                          mcnemar=mcnemar, alpha=alpha)
+                          tests=tests, alpha=alpha)
     timings["statistics"] = time.perf_counter() - start - sum(timings.values())
     checks = audit(records, worst=worst)
     timings["audit"] = time.perf_counter() - start - sum(timings.values())
@@ -170,6 +172,9 @@ def write_report(analysis: Analysis, out: str | Path, formats: list[str], *, mak
     """Write the report in `formats`; returns kind -> files written. With LaTeX and `pdf`, the
     report is compiled when pdflatex is installed ("pdf" in the result); why it was not is added
     to `analysis.report_notes`."""
+    unknown = [name for name in formats if name not in REPORT_FORMATS]
+    if unknown:
+        raise UserError(f"unknown report format {unknown[0]!r}; formats: {', '.join(REPORT_FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

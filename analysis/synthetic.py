@@ -1,7 +1,7 @@
 """Synthetic attack logs with the real schema, for tests and `bench/analysis.py`.
 
 Vectorised with NumPy and written with polars, so a million records take seconds. Every record
-passes `engine.logschema.validate_record`. Compressed variants are made more vulnerable than
+passes `engine.common.logschema.validate_record`. Compressed variants are made more vulnerable than
 their original by `vulnerability` (added to the success probability) so that the statistics
 have something to find; outcomes are correlated across variants through a per-example latent
 difficulty, as real paired data is.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from engine.logschema import FIELDS, SCHEMA_VERSION
+from engine.common.logschema import FIELDS, SCHEMA_VERSION
 
 PROGRAM = "def {name}(values):\n    total = 0\n    for item in values:\n        total += item\n    return total\n"
 

@@ -41,7 +41,6 @@ ATTACK_NAMES = {"mhm": "MHM", "mhm-ns": "MHM-NS", "alert": "ALERT", "wir-random"
                 "random": "Random"}
 SECTIONS = ("main", "appendix")
 ALL = "*all*"
-MCNEMAR_NAMES = {"midp": "mid-p", "exact": "exact"}  # column-key prefix of the validity table's all-attacks columns (no attack has this name)
 
 
 def attack_name(attack: str) -> str:
@@ -333,7 +332,7 @@ def asr_table(inputs: Inputs) -> Table:
          lambda v, a, m: number(m["robust_accuracy"], 1, 100.0, marker=inputs.mark(v, a, "robust-correct"))),
     ]
     caption = ("Attack success rate (ASR, %) and robust accuracy (RA, %) per attack; "
-               "marks: McNemar against the original on the same examples.")
+               f"marks: {inputs.comparisons.title('paired-binary')} against the original on the same examples.")
     return _per_attack(inputs, "asr", "Robustness", caption, parts)
 
 
@@ -345,12 +344,12 @@ def effort_table(inputs: Inputs) -> Table:
         (Column("wall_time_s", "Time (s)"), lambda v, a, m: number(m["wall_time_s"], 2)),
     ]
     caption = ("Attack effort per attack: mean model queries and mean wall time per attacked example; "
-               "marks: Wilcoxon signed-rank against the original.")
+               f"marks: {inputs.comparisons.title('paired-continuous')} against the original.")
     return _per_attack(inputs, "effort", "Attack effort", caption, parts)
 
 
 def asr_comparisons(inputs: Inputs) -> list[dict[str, Any]]:
-    """The McNemar tests of attack success against the original, in table order."""
+    """The paired-binary tests (McNemar) of attack success against the original, in table order."""
     rows = []
     for group in inputs.groups:
         for attack in inputs.attacks:
@@ -362,7 +361,7 @@ def asr_comparisons(inputs: Inputs) -> list[dict[str, Any]]:
 
 
 def comparison_cells(test: dict[str, Any]) -> dict[str, Cell]:
-    """The displayed numbers of one McNemar row: the compact statistics table and the findings
+    """The displayed numbers of one paired-binary (McNemar) row: the compact statistics table and the findings
     both print these (so a sentence can never disagree with its table)."""
     h = test.get("cohen_h")
     return {
@@ -387,7 +386,7 @@ def stats_table(inputs: Inputs) -> Table | None:
                 **comparison_cells(r["test"]), "_group": inputs.title(*r["group"])} for r in rows]
     c = inputs.comparisons
     caption = (f"Attack success of each variant against its original on the examples both attacked: rates, "
-               f"difference with Newcombe's 95 % CI, McNemar ({MCNEMAR_NAMES.get(c.mcnemar, c.mcnemar)}) p adjusted by {c.correction.capitalize()}, "
+               f"difference with Newcombe's 95 % CI, {c.title('paired-binary')} p adjusted by {c.correction.capitalize()}, "
                "Cohen's h.")
     return build("stats", "Paired tests", caption, columns, records)
 
@@ -496,7 +495,10 @@ def robustness_full_table(inputs: Inputs) -> Table:
     return build("robustness-full", "Robustness in full", caption, columns, records)
 
 
-_EFFECT_SHORT = {"difference in rates": "Δ", "rank-biserial": "r", "eta2_Q": "η²", "Kendall's W": "W"}
+# Short names of the default tests' effects in the tests table (others print in full); the caption
+# explains the ones that occur.
+_EFFECT_SHORT = {"difference in rates": ("Δ", "difference in rates"), "rank-biserial": ("r", "rank-biserial"),
+                 "eta2_Q": ("η²", "Cochran's eta-squared"), "Kendall's W": ("W", "Kendall's W")}
 
 
 @paper_table("appendix")
@@ -516,7 +518,7 @@ def tests_full_table(inputs: Inputs) -> Table | None:
     records = []
     for r in rows:
         across = r["kind"] in ("across cells", "post-hoc")
-        effect = (f"{_EFFECT_SHORT.get(r['effect_name'], r['effect_name'])} {fmt(r['effect'], 3)}"
+        effect = (f"{_EFFECT_SHORT.get(r['effect_name'], (r['effect_name'],))[0]} {fmt(r['effect'], 3)}"
                   if r["effect_name"] else UNDEFINED)
         records.append({
             "attack": Cell("all" if across else attack_name(r["attack"])), "outcome": Cell(r["outcome"]),
@@ -527,10 +529,13 @@ def tests_full_table(inputs: Inputs) -> Table | None:
             "magnitude": text(r["magnitude"]), "note": text(r["note"], ""),
             "_group": ("Across cells", "") if across else inputs.title(r["dataset"], r["task"], r["base_model"])})
     c = inputs.comparisons
-    caption = (f"Every statistical test: Cochran's Q and McNemar ({MCNEMAR_NAMES.get(c.mcnemar, c.mcnemar)}) for binary outcomes, Wilcoxon "
-               f"signed-rank for continuous ones, Friedman and post-hoc Wilcoxon across cells; p adjusted by "
-               f"{c.correction.capitalize()} within each family (scheme '{c.family_scheme}'). Effects: Δ difference in "
-               "rates, r rank-biserial, η² Cochran's eta-squared, W Kendall's W.")
+    caption = (f"Every statistical test: {c.title('omnibus-binary')} and {c.title('paired-binary')} for binary outcomes, "
+               f"{c.title('paired-continuous')} for continuous ones, {c.title('omnibus-blocks')} and post-hoc "
+               f"{c.title('paired-continuous')} across cells; p adjusted by "
+               f"{c.correction.capitalize()} within each family (scheme '{c.family_scheme}').")
+    present = {r["effect_name"] for r in rows}
+    shorts = [f"{short} {long}" for name, (short, long) in _EFFECT_SHORT.items() if name in present]
+    caption += f" Effects: {', '.join(shorts)}." if shorts else ""
     return build("tests", "All statistical tests", caption, columns, records)
 
 
@@ -574,5 +579,5 @@ def ranking_table(inputs: Inputs) -> Table | None:
             records.append({"treatment": Cell(name), "rank": number(rank, 2), "blocks": number(ranking.blocks, 0),
                             "_group": (ranking.outcome,)})
     caption = ("Mean rank of each variant across (task, model, attack) cells that have every variant (1 = most robust: "
-               "lowest ASR, highest robust accuracy), from the Friedman tests.")
+               f"lowest ASR, highest robust accuracy), from the {inputs.comparisons.title('omnibus-blocks')} tests.")
     return build("ranking", "Ranking across cells", caption, columns, records, group_headers=("Outcome",))

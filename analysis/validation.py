@@ -1,6 +1,6 @@
 """Every record `analysis` reads is checked against the log schema, fast enough for millions.
 
-`engine.logschema.validate_record` is the definition (exactly the schema's fields, types,
+`engine.common.logschema.validate_record` is the definition (exactly the schema's fields, types,
 ranges, patterns, the schema version, what each status implies); calling it on a million
 parsed lines would take half a minute, so `analysis` runs the same rules in two vectorised
 passes, both derived from `FIELDS` (a field added there is covered here without edits):
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from engine.logschema import (FIELDS, LABEL_FIELDS, READABLE_VERSIONS, STATUS_RULES, STATUSES, SchemaError,
+from engine.common.logschema import (FIELDS, LABEL_FIELDS, READABLE_VERSIONS, STATUS_RULES, STATUSES, SchemaError,
                               fields_of, limits, validate_record)
 
 _SPACE = r"[ \t\r]*"

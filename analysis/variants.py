@@ -20,8 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from engine.errors import UserError
-from engine.evaluate import classification_metrics
+from engine.common.errors import UserError
+from engine.common.metrics import classification_metrics
 
 from analysis.loading import Logs
 

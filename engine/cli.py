@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.cli_base import assemble_parser, run_command
+from engine.cli_base import run_command
+from engine.common.cli import assemble_parser
 
 COMMAND_MODULES = (  # in the order of the pipeline, as `engine --help` lists them
     "engine.commands.study",

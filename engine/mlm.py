@@ -29,7 +29,7 @@ from engine.device import describe_device, resolve_device
 from engine.errors import UserError
 from engine.manifest import MANIFEST_NAME, write_manifest
 from engine.models import SCRATCH_SIZES, build_masked_lm, code_texts, save_model
-from engine.train import linear_warmup_schedule, make_optimizer, set_seed
+from engine.train import make_optimizer, set_seed
 
 
 @dataclass
@@ -154,7 +154,9 @@ def pretrain_mlm(dataset: Dataset, config: MlmConfig, out_dir: str | os.PathLike
         raise UserError("the training code is too short to make any MLM window")
     steps = math.ceil(len(train_rows) / config.batch_size) * config.epochs
     optimizer = make_optimizer(model, config.lr, config.weight_decay)
-    scheduler = linear_warmup_schedule(optimizer, int(steps * config.warmup_ratio), steps)
+    from transformers import get_linear_schedule_with_warmup  # linear warm-up to lr, then linear decay to 0
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(steps * config.warmup_ratio), steps)
     history = []
     started = time.perf_counter()
     for epoch in range(1, config.epochs + 1):

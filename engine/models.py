@@ -260,10 +260,10 @@ def load_classifier(source: str | os.PathLike):
     source = os.path.expanduser(str(source))
     if source.lower() in ("minilm",):
         raise UserError("`minilm` is a base to fine-tune (engine train --base minilm), not a trained classifier")
-    from engine.compress.quantize import QUANTIZED_WEIGHTS, load_quantized
+    from engine.common import int8
 
-    if (Path(source) / QUANTIZED_WEIGHTS).is_file():  # an int8 variant written by `engine compress`
-        return load_quantized(source)
+    if (Path(source) / int8.QUANTIZED_WEIGHTS).is_file():  # an int8 variant written by `engine compress`
+        return _load_int8(source)
     tokenizer = load_tokenizer(source)
     try:
         with quiet_transformers():
@@ -273,6 +273,24 @@ def load_classifier(source: str | os.PathLike):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.eval(), tokenizer
+
+
+def _load_int8(source: str):
+    """An int8 classifier directory (`engine.common.int8`): the architecture from config.json, then its weights."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from engine.common import int8
+
+    tokenizer = load_tokenizer(source)
+    try:
+        with quiet_transformers():
+            model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(source))
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot rebuild the quantized model in {source}: {err}") from None
+    model = int8.load_weights(model, Path(source))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
 
 
 def save_model(model, tokenizer, directory: str | os.PathLike) -> None:

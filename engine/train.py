@@ -174,17 +174,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def linear_warmup_schedule(optimizer, warmup_steps: int, total_steps: int):
-    """LambdaLR: linear warm-up from 0 to the base lr, then linear decay to 0 at `total_steps`."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """AdamW without weight decay on biases and LayerNorm weights."""
     decay, no_decay = [], []
@@ -286,7 +275,9 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
                 max_length=config.max_length, vocab_size=config.vocab_size, head=config.head)
     model.to(device)
     optimizer = make_optimizer(model, lr, config.weight_decay)
-    scheduler = linear_warmup_schedule(optimizer, warmup_steps, total_steps)
+    from transformers import get_linear_schedule_with_warmup  # linear warm-up to lr, then linear decay to 0
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     scaler = torch.amp.GradScaler(device.type) if compute_dtype == torch.float16 else None
     history: list[dict[str, Any]] = []
     best_score, best_epoch, stale, start_epoch, stopped_early, seconds_before = -math.inf, 0, 0, 0, False, 0.0

@@ -27,6 +27,10 @@ reads back:
     (2, 10)
     >>> victim.counters().queries
     2
+
+`embed` gives the encoder's mean-pooled last hidden states instead of probabilities, batched,
+cached and counted the same way, for recipes that compare programs (CODA): recipes run the
+model only through `predict_proba` and `embed` (tested for every recipe).
 """
 from __future__ import annotations
 
@@ -90,7 +94,9 @@ class VictimCounters:
       always `queries - forward_passes`;
     - `batches`: model calls (mini-batches);
     - `model_seconds`: wall time inside the model's forward (device synchronised);
-    - `victim_seconds`: wall time inside `predict_proba`, tokenization and cache look-ups included.
+    - `victim_seconds`: wall time inside `predict_proba`, tokenization and cache look-ups included;
+    - `embeddings`: how many of the queries were `embed` calls' inputs (encoder vectors, not
+      probabilities); they count in every other counter too.
     """
 
     queries: int = 0
@@ -99,6 +105,7 @@ class VictimCounters:
     batches: int = 0
     model_seconds: float = 0.0
     victim_seconds: float = 0.0
+    embeddings: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -200,6 +207,7 @@ class Victim:
         self.splicer = Splicer(tokenizer, self.max_length, self._input_names) if splice and Splicer.supports(tokenizer) else None
         self._cache: OrderedDict[Code, tuple[np.ndarray, bytes]] = OrderedDict()  # row, token digest
         self._token_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._embed_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()  # token digest -> pooled vector
         self._counters = VictimCounters()
 
     # ------------------------------------------------------------------ construction
@@ -413,6 +421,63 @@ class Victim:
             return torch.stack([1.0 - positive, positive], dim=1)
         return torch.softmax(logits.double(), dim=-1)
 
+    # ------------------------------------------------------------------ embeddings
+
+    def embed(self, codes: Sequence[Code]) -> np.ndarray:
+        """A `len(codes) × hidden` float32 matrix: the mean of the encoder's last hidden states over
+        each input's tokens (padding excluded), as CODA compares programs.
+
+        The one way a recipe may read anything but probabilities from the model, so it is
+        accounted like `predict_proba`: every input is a query (`embeddings` counts them), each
+        distinct token sequence not in the embedding cache one forward pass of the encoder (the
+        classification head is not run), in length-sorted batches of `batch_size`, on the
+        victim's device and dtype, normalised and truncated like any input.
+        """
+        started = time.perf_counter()
+        if isinstance(codes, str):
+            codes = [codes]
+        keys = [normalize_code(code, self.normalize) for code in codes]
+        encoded = self._encode_inputs(keys)
+        digests = [input_digest(e) for e in encoded]
+        vectors: dict[bytes, np.ndarray] = {}
+        todo: dict[bytes, int] = {}
+        for i, digest in enumerate(digests):
+            if digest in vectors or digest in todo:
+                continue
+            cached = self._embed_cache.get(digest)
+            if cached is not None:
+                self._embed_cache.move_to_end(digest)
+                vectors[digest] = cached
+            else:
+                todo[digest] = i
+        order = sorted(todo.values(), key=lambda i: len(encoded[i]["input_ids"]), reverse=True)
+        encoder = self.model.base_model
+        seconds, batches = 0.0, 0
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start:start + self.batch_size]
+                tensors = pad_batch(self.tokenizer, [encoded[i] for i in chunk], None, self.device)
+                synchronize(self.device)
+                tick = time.perf_counter()
+                hidden = encoder(**tensors).last_hidden_state.float()
+                mask = tensors["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
+                seconds += time.perf_counter() - tick
+                batches += 1
+                for row, i in enumerate(chunk):
+                    vectors[digests[i]] = pooled[row]
+                    if self.cache_size:
+                        self._embed_cache[digests[i]] = pooled[row]
+        _trim(self._embed_cache, self.cache_size)
+        width = int(self.model.config.hidden_size)
+        out = np.stack([vectors[d] for d in digests]).astype(np.float32) if digests else np.zeros((0, width), np.float32)
+        c = self._counters
+        self._counters = replace(c, queries=c.queries + len(keys), forward_passes=c.forward_passes + len(order),
+                                 cache_hits=c.cache_hits + len(keys) - len(order), batches=c.batches + batches,
+                                 model_seconds=c.model_seconds + seconds, embeddings=c.embeddings + len(keys),
+                                 victim_seconds=c.victim_seconds + time.perf_counter() - started)
+        return out
+
     # ------------------------------------------------------------------ accounting
 
     def counters(self) -> VictimCounters:
@@ -427,6 +492,7 @@ class Victim:
     def clear_cache(self) -> None:
         self._cache.clear()
         self._token_cache.clear()
+        self._embed_cache.clear()
 
     @property
     def cache_entries(self) -> int:

@@ -3,10 +3,12 @@
 `KeyVictim` believes label 0 exactly when the word `key` occurs in the program, so renaming
 the variable `key` defeats it and nothing else does; `ConstantVictim` ignores its input, so no
 attack can ever defeat it. Both count queries, cache hits and forward passes like the real
-`Victim` (an exact-input cache), so budget and accounting tests are exact.
+`Victim` (an exact-input cache), so budget and accounting tests are exact. Their `embed` (what
+CODA compares programs by) is a hashed bag of tokens, counted like `Victim.embed`.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass, fields
@@ -23,6 +25,7 @@ class Counters:
     queries: int = 0
     forward_passes: int = 0
     victim_seconds: float = 0.0
+    embeddings: int = 0
 
     def __sub__(self, other):
         return Counters(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
@@ -54,11 +57,32 @@ class StubVictim:
             time.sleep(self.delay_s * fresh)
         c = self._counters
         self._counters = Counters(c.queries + len(codes), c.forward_passes + fresh,
-                                  c.victim_seconds + time.perf_counter() - started)
+                                  c.victim_seconds + time.perf_counter() - started, c.embeddings)
         return np.array(rows, dtype=np.float64).reshape(len(codes), self.num_labels)
+
+    def embed(self, codes):
+        """A bag-of-tokens vector per program, hashed into 256 buckets; one query each."""
+        vectors, fresh = [], 0
+        for code in codes:
+            key = ("embed", code)
+            if key not in self._cache:
+                self._cache[key] = hashed_bag(code)
+                fresh += 1
+            vectors.append(self._cache[key])
+        c = self._counters
+        self._counters = Counters(c.queries + len(codes), c.forward_passes + fresh, c.victim_seconds,
+                                  c.embeddings + len(codes))
+        return np.array(vectors, dtype=np.float32).reshape(len(codes), 256)
 
     def counters(self) -> Counters:
         return self._counters
+
+
+def hashed_bag(text: str, dims: int = 256) -> np.ndarray:
+    vector = np.zeros(dims, dtype=np.float32)
+    for token in re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\d+|\S", text):
+        vector[int.from_bytes(hashlib.blake2b(token.encode(), digest_size=4).digest(), "little") % dims] += 1.0
+    return vector
 
 
 class KeyVictim(StubVictim):
@@ -72,6 +96,15 @@ class KeyVictim(StubVictim):
     def row(self, code: str) -> np.ndarray:
         p0 = 0.2 + 0.35 * min(len(self.pattern.findall(code)), 2)
         p0 -= (len(code) % 7) * 1e-3  # candidates differ slightly, so "lowest" is well defined
+        return np.array([p0, 1 - p0])
+
+
+class FunctionNameVictim(StubVictim):
+    """Label 1 exactly for functions named h…: renames (variables only) and rewrites can never change it."""
+
+    def row(self, code: str) -> np.ndarray:
+        p0 = 0.1 if re.search(r"\bdef h", code) else 0.9
+        p0 -= (len(code) % 7) * 1e-3
         return np.array([p0, 1 - p0])
 
 
@@ -107,3 +140,13 @@ def key_dataset(n: int = 6, extra: list[Example] | None = None, name: str = "key
                      language="python") for i in range(6)]
     return Dataset(name=name, task="classification", language="python", label_names=["a", "b"],
                    splits={"train": train, "test": examples})
+
+
+def with_references(dataset: Dataset, n: int = 6) -> Dataset:
+    """More label-1 train programs named h… (no `secret`, five variables), so that CODA finds
+    references of the other label with names the targets lack."""
+    extra = [Example(f"ref{i}", f"def h_r{i}(alpha{i}, beta{i}, gamma{i}, delta{i}, eps{i}):\n"
+                     f"    zeta{i} = alpha{i} + beta{i}\n    return zeta{i} * gamma{i} - delta{i} + eps{i}\n",
+                     1, "python") for i in range(n)]
+    dataset.splits["train"] = dataset.splits["train"] + extra
+    return dataset

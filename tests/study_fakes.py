@@ -16,10 +16,9 @@ import time
 import zlib
 from pathlib import Path
 
+from engine.attacks import registry
 from engine.study.config import actions_by_key
 from engine.study.stages import StageFailed
-
-RECIPES = ("mhm", "mhm-ns", "alert", "wir-random", "coda", "random")
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
@@ -53,7 +52,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     parsers["substitutes"].add_argument("--n", type=int)
     parsers["substitutes"].add_argument("--sample", type=int)
     a = parsers["attack"]
-    a.add_argument("--attack", choices=RECIPES)
+    a.add_argument("--attack", choices=tuple(registry.RECIPES))
     a.add_argument("--model")
     a.add_argument("--n", type=int)
     a.add_argument("--budget", type=int)

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from engine.errors import UserError
-from engine.logschema import FIELD_NAMES, SCHEMA_VERSION, validate_record
+from engine.common.logschema import FIELD_NAMES, SCHEMA_VERSION, validate_record
 
 from analysis.loading import LogWarning, load_logs
 from analysis.metrics import cell_metrics, prepare
@@ -226,7 +226,7 @@ def test_several_seeds_get_cluster_bootstrap_intervals_over_examples(tmp_path):
 
 def version_1(rec: dict) -> dict:
     """The record as schema version 1 wrote it: without the fields added since."""
-    from engine.logschema import FIELDS
+    from engine.common.logschema import FIELDS
 
     return {k: v for k, v in rec.items() if k in {f.name for f in FIELDS if f.since == 1}} | {"schema_version": 1}
 

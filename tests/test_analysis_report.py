@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.common.reports import REPORT_FORMATS
+
 from analysis.cli import main
 from analysis.synthetic import Study, Variant, write_study
 
@@ -71,6 +73,8 @@ def test_report_writes_every_format_without_torch(report):
             assert (out / "figures" / f"{figure}.{ext}").stat().st_size > 0
     assert b"/FontFile2" in (out / "figures" / "asr-size.pdf").read_bytes()  # TrueType embedded, not Type 3
     assert "timings:" in stdout
+    written = {line.split(":")[0] for line in stdout.splitlines() if " files in " in line}
+    assert set(REPORT_FORMATS) <= written  # the default is every format of the registry, each with a writer
     if shutil.which("pdflatex"):  # `analysis report` compiles the PDF itself and says where it is
         assert f"pdf: {out / 'latex' / 'report.pdf'}" in stdout and (out / "latex" / "report.pdf").stat().st_size > 10_000
 

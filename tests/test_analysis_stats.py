@@ -1,4 +1,5 @@
-"""Statistics of `analysis` checked against scipy, statsmodels and pingouin on known inputs."""
+"""Statistics of `analysis` checked against scipy, statsmodels and pingouin on known inputs, and by hand;
+every registered test (`analysis.stats.TESTS`) on ordinary and degenerate inputs of its role."""
 from __future__ import annotations
 
 import math
@@ -134,14 +135,17 @@ def test_wilcoxon_matches_scipy_and_pingouin():
     reference = sps.wilcoxon(np.round(x - y, 10), zero_method="wilcox")
     assert result.statistic == pytest.approx(reference.statistic)
     assert result.p_raw == pytest.approx(reference.pvalue, rel=1e-10)
-    # pingouin's RBC is Kerby's matched-pairs rank-biserial over the non-zero differences.
-    assert result.effect == pytest.approx(pg.wilcoxon(x, y)["RBC"].iloc[0], rel=1e-10)
+    # Kerby's matched-pairs rank-biserial over the non-zero (rounded) differences, by hand
+    d = np.round(x - y, 10)
+    d = d[d != 0]
+    ranks = sps.rankdata(np.abs(d))
+    assert result.effect == pytest.approx((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum(), rel=1e-12)
     assert result.extra["nonzero_pairs"] == np.count_nonzero(np.round(x - y, 10)) < 37
 
 
 def test_rank_biserial_by_hand():
     # Differences 1, -2, 3: ranks 1, 2, 3 -> (R+ - R-) / sum = (4 - 2) / 6.
-    assert st.rank_biserial_paired([2, 0, 3], [1, 2, 0]) == pytest.approx(1 / 3)
+    assert st.wilcoxon([2, 0, 3], [1, 2, 0]).effect == pytest.approx(1 / 3)
 
 
 def test_wilcoxon_degenerate_inputs_are_labelled():
@@ -180,6 +184,8 @@ def test_friedman_matches_scipy_and_pingouin_with_ties():
 def test_friedman_degenerate_inputs_are_labelled():
     assert "no variation" in st.friedman(np.ones((4, 3))).note
     assert st.friedman(np.ones((1, 3))).note == "too few blocks (1)"
+    two = st.friedman(np.arange(6.0).reshape(2, 3))  # pingouin needs 3 blocks: a note, the mean ranks kept
+    assert two.note == "too few blocks (2)" and two.p_raw is None and two.extra["mean_ranks"] == [1.0, 2.0, 3.0]
     assert st.friedman(np.ones((4, 1))).note == "fewer than 2 treatments"
 
 
@@ -219,3 +225,39 @@ def test_bootstrap_interval_of_a_mean_is_close_to_the_normal_one():
     half = 1.96 * values.std(ddof=1) / math.sqrt(4000)
     assert low[0, 0] == pytest.approx(values.mean() - half, abs=0.2 * half)
     assert high[0, 0] == pytest.approx(values.mean() + half, abs=0.2 * half)
+
+
+# --------------------------------------------------------------------------- the registry
+_ROLES_RNG = np.random.default_rng(11)
+ROLE_INPUTS = {  # role -> (ordinary arguments, degenerate arguments: a labelled row, never NaN)
+    "paired-binary": (paired_binary(), ([], [])),
+    "paired-continuous": ((_ROLES_RNG.normal(10, 3, 40), _ROLES_RNG.normal(9, 3, 40)), ([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])),
+    "omnibus-binary": (((_ROLES_RNG.random((60, 4)) < np.array([0.3, 0.4, 0.5, 0.6])).astype(int),), (np.ones((5, 3)),)),
+    "omnibus-blocks": ((_ROLES_RNG.integers(0, 5, (12, 4)).astype(float),), (np.ones((4, 3)),)),
+}
+
+
+def test_every_role_has_inputs_and_a_registered_default():
+    assert set(ROLE_INPUTS) == set(st.ROLES) == set(st.DEFAULTS)
+    assert all(st.TESTS[name].role == role for role, name in st.DEFAULTS.items())
+
+
+@pytest.mark.parametrize("name", sorted(st.TESTS))
+def test_every_registered_test_gives_a_finite_row_or_a_labelled_one(name):
+    test = st.TESTS[name]
+    ordinary, degenerate = ROLE_INPUTS[test.role]
+    row = test.run(*ordinary, 0.05)
+    assert isinstance(row, st.Test) and row.n > 0
+    assert 0.0 <= row.p_raw <= 1.0 and math.isfinite(row.statistic) and math.isfinite(row.effect)
+    assert row.effect_name and row.test == test.title
+    empty = test.run(*degenerate, 0.05)
+    assert empty.note and (empty.p_raw is None or empty.p_raw == 1.0)
+    assert all(value is None or not (isinstance(value, float) and math.isnan(value)) for value in empty.as_dict().values())
+
+
+def test_a_test_is_chosen_only_for_its_own_role():
+    assert st.chosen({"paired-binary": "mcnemar-exact"})["paired-binary"].name == "mcnemar-exact"
+    with pytest.raises(ValueError, match="not a paired-continuous test"):
+        st.chosen({"paired-continuous": "mcnemar-exact"})
+    with pytest.raises(ValueError, match="unknown test role"):
+        st.chosen({"paired": "wilcoxon"})

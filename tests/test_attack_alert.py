@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from attack_support import ConstantVictim, HashVictim, KeyVictim, key_dataset
-from engine.attacks.alert import ALERT, ALERTParams, GeneticSearch
+from engine.attacks.recipes.alert import ALERT, ALERTParams, GeneticSearch
 from engine.attacks.base import AttackContext, example_rng
 from engine.attacks.records import read_records
 from engine.attacks.runner import AttackRunner, RunOptions

@@ -12,7 +12,7 @@ from engine.attacks.environment import make_environment
 from engine.attacks.records import read_records
 from engine.attacks.runner import AttackRunner, RunOptions
 from engine.datasets.registry import load_dataset
-from engine.logschema import validate_record
+from engine.common.logschema import validate_record
 
 TEMPLATES = {
     0: "def {f}({a}, {b}):\n    total = 0\n    for {i} in range({a}):\n        total += {i} * {b}\n    return total\n",

@@ -1,37 +1,19 @@
 """CODA on stand-in victims: references of other labels, structure rewrites, renames to their names."""
 from __future__ import annotations
 
-import re
+import json
 
 import numpy as np
 import pytest
 
-from attack_support import KeyVictim, StubVictim, key_dataset
+from attack_support import FunctionNameVictim, KeyVictim, key_dataset, with_references
 from engine.attacks.base import AttackEnvironment
-from engine.attacks.coda import CODA, CODAParams, build_references, hashed_bag, trigram_vectors
+from engine.attacks.recipes.coda import CODA, CODAParams, build_references, trigram_vectors
 from engine.attacks.records import read_records
 from engine.attacks.runner import AttackRunner, RunOptions
 from engine.code import check_rename, extract
 from engine.code.rewrites import check_rewrite
 from engine.datasets.base import Example
-
-
-class FunctionNameVictim(StubVictim):
-    """Label 1 exactly for functions named h…: renames (variables only) and rewrites can never change it."""
-
-    def row(self, code):
-        p0 = 0.1 if re.search(r"\bdef h", code) else 0.9
-        p0 -= (len(code) % 7) * 1e-3
-        return np.array([p0, 1 - p0])
-
-
-def with_references(dataset, n=6):
-    """More label-1 train programs (no `secret`), so references bring names the targets lack."""
-    extra = [Example(f"ref{i}", f"def h_r{i}(alpha{i}, beta{i}, gamma{i}, delta{i}, eps{i}):\n"
-                     f"    zeta{i} = alpha{i} + beta{i}\n    return zeta{i} * gamma{i} - delta{i} + eps{i}\n",
-                     1, "python") for i in range(n)]
-    dataset.splits["train"] = dataset.splits["train"] + extra
-    return dataset
 
 
 def run(tmp_path, victim, params, dataset, budget=None):
@@ -44,6 +26,10 @@ def run(tmp_path, victim, params, dataset, budget=None):
     return read_records(tmp_path / "records.jsonl"), search
 
 
+def extras(tmp_path):
+    return {row["example_id"]: row for row in map(json.loads, (tmp_path / "extras.jsonl").read_text().splitlines())}
+
+
 def test_references_are_correctly_classified_programs_of_the_train_split():
     dataset = key_dataset(3)
     victim = KeyVictim()
@@ -51,7 +37,8 @@ def test_references_are_correctly_classified_programs_of_the_train_split():
     train = {e.id: e for e in dataset.split("train")}
     assert refs.ids and all(np.argmax(victim.row(train[i].code)) == train[i].label for i in refs.ids)
     assert refs.embeddings.dtype == np.float16 and refs.embeddings.shape[0] == len(refs.ids)
-    assert refs.queries == len(train)
+    assert refs.queries == len(train) + len(refs.ids)  # every train program classified, every reference embedded
+    assert victim.counters().embeddings == len(refs.ids)
 
 
 def test_coda_defeats_a_victim_that_reads_one_identifier_with_valid_renames(tmp_path):
@@ -79,8 +66,24 @@ def test_coda_never_defeats_a_victim_that_ignores_identifiers_and_respects_the_b
         assert record["status"] == "failed"
         if budget is not None:
             assert record["queries"] == budget and record["reason"] == "budget exhausted"
-        else:  # CODA's fixed cost: 1 + variants + at most rename_ranks × variables
-            assert record["queries"] <= 1 + 64 + 64 * record["identifiers"]
+        else:  # CODA's fixed cost: the original, the target's embedding, variants, at most rename_ranks × variables
+            assert record["queries"] <= 2 + 64 + 64 * record["identifiers"]
+
+
+def test_every_query_of_coda_is_counted_and_the_embedding_is_one_of_them(tmp_path):
+    """queries = the original + the target's embedding + every structure variant + every rename
+    candidate, exactly; and the victim's own counters say the same (nothing ran outside them)."""
+    dataset = with_references(key_dataset(3))
+    victim = FunctionNameVictim()
+    records, search = run(tmp_path, victim, CODAParams(structure_variants=5, rename_ranks=3), dataset)
+    facts = extras(tmp_path)
+    attacked = [r for r in records if r["status"] in ("success", "failed")]
+    assert len(attacked) == 2  # the third program is named h: misclassified, skipped after one query
+    for record in attacked:
+        fact = facts[record["example_id"]]
+        assert record["queries"] == 2 + fact["structure_variants"] + fact["rename_candidates"]
+    assert victim.counters().embeddings == len(search.refs.ids) + len(attacked)
+    assert sum(r["queries"] for r in records) + search.refs.queries == victim.counters().queries
 
 
 def test_structure_variants_follow_the_references_style_and_are_checked():
@@ -107,4 +110,3 @@ def test_name_similarity_prefers_similar_spellings():
     names = ["count", "counter", "zebra", "total_count"]
     order, _ = cosine_topk(trigram_vectors(names), trigram_vectors(["cnt_count"])[0], 4)
     assert names[int(order[-1])] == "zebra"
-    assert hashed_bag(["a b a"])[0].sum() == 3

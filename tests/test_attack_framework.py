@@ -10,7 +10,7 @@ import pytest
 from attack_support import ConstantVictim, HashVictim, KeyVictim, key_dataset
 from engine.attacks.base import AttackContext, BudgetExhausted, Candidate, example_rng
 from engine.attacks.importance import rank_variables
-from engine.attacks.mhm import MHM, MHMParams, accept, acceptance_ratio
+from engine.attacks.recipes.mhm import MHM, MHMParams, accept, acceptance_ratio
 from engine.attacks.runner import token_edit_distance
 from engine.attacks.sources import PrecomputedSubstitutes, RandomNamePool, composed_names
 from engine.attacks.validity import ValidityChecker, c_compiles, java_compiles

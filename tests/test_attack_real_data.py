@@ -16,7 +16,7 @@ from engine.attacks.environment import make_environment
 from engine.attacks.records import read_records
 from engine.attacks.runner import AttackRunner, RunOptions
 from engine.code import check_rename, extract
-from engine.logschema import validate_record
+from engine.common.logschema import validate_record
 
 pytestmark = [
     pytest.mark.shared_data,

@@ -14,24 +14,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attack_support import ConstantVictim, KeyVictim, key_dataset
+from attack_support import ConstantVictim, FunctionNameVictim, KeyVictim, key_dataset, with_references
 from engine.attacks import registry
 from engine.attacks.environment import make_environment
 from engine.attacks.records import read_records
 from engine.attacks.runner import AttackRunner, RunOptions, select_examples, shard_of
+from engine.attacks.sources import RandomNamePool
 from engine.code import check_rename, extract
 from engine.datasets.base import Example
 from engine.errors import UserError
-from engine.logschema import validate_record
+from engine.common.logschema import validate_record
 
-RECIPES = ["mhm", "wir-random", "random"]
+RECIPES = tuple(registry.RECIPES)  # every registered recipe; a new one is tested without editing this file
 TIMING = ("wall_time_s", "victim_time_s")
 
 
 def run(victim, dataset, out, attack="mhm", params=None, **options):
     params = params or registry.params_from_args(attack)
     options.setdefault("progress", False)
-    env = make_environment(dataset, victim, seed=options.get("seed", 0))
+    # natural substitutes (ALERT, MHM-NS) stand in as the random-name pool: no masked LM in unit tests
+    env = make_environment(dataset, victim, seed=options.get("seed", 0),
+                           natural=RandomNamePool.for_dataset(dataset, dataset.language))
     search = registry.build_search(attack, params, env)
     runner = AttackRunner(victim=victim, dataset=dataset, options=RunOptions(attack=attack, params=params, **options),
                           out=out, search=search)
@@ -45,7 +48,7 @@ def without_timing(records):
 
 @pytest.mark.parametrize("attack", RECIPES)
 def test_each_recipe_defeats_a_victim_that_depends_on_one_identifier(tmp_path, attack):
-    dataset = key_dataset(6)
+    dataset = with_references(key_dataset(6))
     summary, records = run(KeyVictim(), dataset, tmp_path, attack)
     assert [r["status"] for r in records] == ["success"] * 6 and summary["asr"] == 1.0
     for record in records:
@@ -64,11 +67,13 @@ def test_each_recipe_defeats_a_victim_that_depends_on_one_identifier(tmp_path, a
 
 @pytest.mark.parametrize("attack", RECIPES)
 def test_a_victim_that_ignores_identifiers_is_never_defeated_and_the_budget_is_exact(tmp_path, attack):
-    summary, records = run(ConstantVictim(), key_dataset(3), tmp_path, attack, budget=47)
-    assert summary["succeeded"] == 0
+    # the victim reads only the function's name, which no rename touches; the train programs named h…
+    # are label 1 for it, so CODA finds references of the other label
+    summary, records = run(FunctionNameVictim(), with_references(key_dataset(2)), tmp_path, attack, budget=12)
+    assert summary["succeeded"] == 0 and len(records) == 2
     for record in records:
         validate_record(record)
-        assert record["status"] == "failed" and record["queries"] == 47
+        assert record["status"] == "failed" and record["queries"] == 12
         assert record["reason"].startswith("budget exhausted")
 
 
@@ -129,7 +134,7 @@ LONG = ("def f(secret, unused):\n    early = secret + 1\n    total = early * 2\n
         + "    total = total + 1\n" * 8 + "    late = total\n    only_late = late + unused\n    return only_late\n")
 
 
-@pytest.mark.parametrize("attack", ["random", "wir-random", "mhm"])
+@pytest.mark.parametrize("attack", RECIPES)
 def test_truncated_programs_are_attacked_as_read_and_renames_past_the_window_are_never_made(tmp_path, attack):
     victim = WindowKeyVictim()
     dataset = key_dataset(0, [Example(f"long{i}", LONG.replace("f(", f"f{i}("), 0, "python") for i in range(3)])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from attack_support import KeyVictim, key_dataset
-from engine.attacks.alert import ALERT, ALERTParams
+from engine.attacks.recipes.alert import ALERT, ALERTParams
 from engine.attacks.base import AttackContext, example_rng
 from engine.attacks.substitutes import (CachedSubstitutes, MaskedLM, SubstituteConfig, beam_sequences, build_split,
                                         cache_key, from_dataset_field, load_substitutes, open_cache, read_lines)

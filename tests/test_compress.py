@@ -18,7 +18,7 @@ from engine.compress.distill import (StudentShape, build_student, check_teacher_
                                      choose_architecture, read_unlabelled)
 from engine.compress.measure import parameter_counts
 from engine.compress.prune import choose_heads, encoder_linears, prune_heads, prune_unstructured
-from engine.compress.quantize import QUANTIZED_WEIGHTS, quantize_int8
+from engine.common.int8 import QUANTIZED_WEIGHTS, quantize_int8
 from engine.cli import main as engine_main
 from engine.compress.variants import Options, VariantSpec, compress, standard_specs
 from engine.errors import UserError
@@ -325,3 +325,39 @@ def test_cli_end_to_end_all_variants(dataset, tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert engine_main(command[3:4] + ["--method", "prune", "--ratio", "2"] + command[5:]) == 2
     assert "strictly between 0 and 1" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the method registry
+
+
+@pytest.mark.parametrize("name", sorted(__import__("engine.compress.methods", fromlist=["METHODS"]).METHODS))
+def test_every_method_names_a_maker_a_checker_and_options_the_command_has(name):
+    from engine.cli import build_parser
+    from engine.compress.methods import METHODS
+    from engine.study.config import cli_options
+
+    spec = METHODS[name]
+    assert callable(spec.maker()) and callable(spec.checker())
+    assert set(spec.options) <= set(cli_options("compress")), "every option must be an `engine compress` flag"
+    args = build_parser().parse_args(["compress", "--method", name, "--model", "m", "--out", "o"])
+    assert args.method == name
+
+
+def test_recompression_rules_follow_the_method_properties():
+    from engine.compress.methods import meaningful_after
+
+    assert not meaningful_after("quantize", "prune") and not meaningful_after("quantize", "quantize")
+    assert meaningful_after("quantize", "distill") and meaningful_after("prune", "quantize")
+    assert meaningful_after("distill", "prune")
+    assert not meaningful_after("some-future-method", "distill")  # unknown parents are never assumed safe
+    with pytest.raises(UserError, match="use one of"):
+        meaningful_after("prune", "nonsense")
+
+
+def test_all_makes_every_methods_standard_variant(tmp_path):
+    from engine.compress.methods import METHODS
+
+    specs = standard_specs(tmp_path, {"distill": {"epochs": 2, "lr": None}})
+    assert [spec.name for spec in specs] == [name for name, spec in METHODS.items() if spec.standard]
+    distill = next(spec for spec in specs if spec.method == "distill")
+    assert distill.params == {"target_mb": 3.0, "epochs": 2} and distill.out == tmp_path / "distill"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.commands import data as data_command
-from engine.datasets import humaneval_defects as hd
+from engine.datasets.builtins import humaneval_defects as hd
 from engine.datasets.base import SPLITS
 from engine.datasets.registry import build_builtin, cache_root, load_dataset
 from engine.datasets.sandbox import FAILED, PASSED, TIMEOUT, Limits, run_many, run_python

@@ -583,7 +583,10 @@ e1000_can_receive(void *o, int k)
 @pytest.mark.parametrize("program", ["", "\n", "int", "int f(", "}}}", "#define X(a) a\n", "struct { int a; } s;", "{ int x; x++; }"])
 def test_fragments_never_crash(program):
     ext = extract(program, "c")
-    Renamer(ext).apply({name: name + "_r" for name in ext.identifiers})
+    renamed = Renamer(ext).apply({name: name + "_r" for name in ext.identifiers})
+    # every occurrence, and nothing else, gained the suffix
+    assert len(renamed) == len(program) + 2 * sum(len(ident.spans) for ident in ext.identifiers.values())
+    assert renamed.replace("_r", "") == program
 
 
 def test_empty_input():

@@ -15,7 +15,7 @@ from analysis.loading import load_logs
 from analysis.synthetic import Study, Variant, write_study
 from analysis.validation import check_line, record_pattern
 from engine.errors import UserError
-from engine.logschema import FIELDS, SCHEMA_VERSION, SchemaError, validate_record
+from engine.common.logschema import FIELDS, SCHEMA_VERSION, SchemaError, validate_record
 
 
 @pytest.fixture()
@@ -122,7 +122,7 @@ def test_valid_records_in_another_key_order_and_spacing_are_accepted(logs):
 def test_a_field_added_to_the_schema_is_checked_without_further_edits(monkeypatch, logs):
     """A field added in a new schema version is required of records of that version, checked for
     type and range, and absent from records of older versions, with no edit outside `FIELDS`."""
-    from engine import logschema
+    from engine.common import logschema
 
     from analysis import validation
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from engine.logschema import FIELD_NAMES, SCHEMA_VERSION, SchemaError, validate_record
+from engine.common.logschema import FIELD_NAMES, SCHEMA_VERSION, SchemaError, validate_record
 
 
 def make_record(**changes):
@@ -63,14 +63,14 @@ def test_analysis_schema_validates_files_with_line_numbers(tmp_path):
 def test_the_documented_table_is_the_current_schema():
     from pathlib import Path
 
-    from engine.logschema import markdown_table
+    from engine.common.logschema import markdown_table
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "log-schema.md").read_text()
     assert "\n".join(markdown_table().splitlines()[2:]) in doc
 
 
 def test_records_of_an_older_schema_version_validate_without_the_fields_added_since():
-    from engine.logschema import FIELDS, READABLE_VERSIONS
+    from engine.common.logschema import FIELDS, READABLE_VERSIONS
 
     added = {f.name for f in FIELDS if f.since > 1}
     assert added >= {"truncated", "input_tokens", "input_tokens_read", "compile_differential"}

@@ -338,7 +338,7 @@ def _hostile(value, text: str):
 
 
 def test_hostile_strings_in_every_field_are_typeset_as_text(tmp_path):
-    from engine.logschema import FIELDS, validate_record
+    from engine.common.logschema import FIELDS, validate_record
 
     logs = tmp_path / "logs"
     write_study(logs, Study(examples=30, attacks=("mhm",), variants=[

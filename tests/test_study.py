@@ -14,6 +14,7 @@ import pytest
 
 from engine.cli import build_parser
 from engine.commands.study import run_study
+from engine.attacks.registry import RECIPES
 from engine.study.config import StudyConfigError, load_config, parse_config
 from engine.study.executor import make_executor
 from engine.study.plan import KINDS, cell_state, expand, is_done, select
@@ -87,7 +88,7 @@ def study(tmp_path: Path, config: Path, *extra: str, runner=None) -> int:
     (("[study]", "[study]\ncolour = 1"), "[study]: unknown key 'colour'; allowed keys: name"),
     (("mhm_iterations = 5", "mhm_iteratons = 5"), "[[attacks]] #1 (mhm): unknown key 'mhm_iteratons'"),
     (("mhm_iterations = 5", "mhm_iterations = \"five\""), "mhm_iterations = 'five' should be an integer"),
-    (("recipe = \"alert\"", "recipe = \"bogus\""), "recipe = 'bogus' is not allowed; use one of mhm, mhm-ns"),
+    (("recipe = \"alert\"", "recipe = \"bogus\""), "recipe = 'bogus' is not allowed; use one of " + ", ".join(RECIPES)),
     (("mhm_iterations = 5", "split = \"dev\""), "split = 'dev' is not allowed; use one of train, valid, test"),
     (("seeds = [0, 1]", "seeds = 0"), "[study]: seeds = 0 should be a list of integers"),
     (("builtin = \"stdlib-attribution\"", "builtin = \"stdlib\""), "builtin = 'stdlib' is unknown"),

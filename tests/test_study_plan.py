@@ -21,7 +21,7 @@ from engine.study.config import load_config
 from engine.study.estimate import Estimator, wall_time
 from engine.study.pilot import PILOT_FILE, PilotBook, pilot_plan
 from engine.study.plan import Cell, Plan, expand, is_done
-from engine.study.shapes import BUNDLED, QUANTIZED_WEIGHTS, ROBERTA_BASE, base_shape, scratch_shape
+from engine.study.shapes import BUNDLED, ROBERTA_BASE, base_shape, scratch_shape
 from engine.study.throughput import SpeedBook, prior_seconds
 from tests.study_fakes import FakeRunner, fake_options
 from tests.test_study import BASE, SMALL, write
@@ -110,12 +110,6 @@ def test_a_cached_hub_config_wins_over_the_bundled_table(monkeypatch, tmp_path):
     assert not found.available  # its config, but not its weights
     (snapshot / "pytorch_model.bin").write_bytes(b"weights")
     assert base_shape("microsoft/codebert-base").available
-
-
-def test_the_int8_file_name_agrees_with_engine_compress():
-    from engine.compress import quantize
-
-    assert QUANTIZED_WEIGHTS == quantize.QUANTIZED_WEIGHTS
 
 
 # --------------------------------------------------------------------------- throughput

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from engine.datasets.base import Dataset, Example
 from engine.errors import UserError
-from engine.evaluate import classification_metrics
+from engine.common.metrics import classification_metrics
 from engine.manifest import read_manifest, verify_files
 from engine.models import SPECIAL_TOKENS, train_bpe_tokenizer
 from engine.train import TrainConfig, epoch_batches, train

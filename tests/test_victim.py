@@ -292,3 +292,22 @@ def test_minilm_loads_offline_and_classifies(monkeypatch):
 def one_by_one_minilm(model, tokenizer):
     victim = Victim(model, tokenizer, max_length=64, batch_size=1, cache_size=0)
     return np.stack([victim.predict_proba([code])[0] for code in CORPUS[:2]])
+
+
+def test_embed_is_the_encoders_mean_hidden_state_counted_and_cached(model3, tokenizer):
+    victim = Victim(model3, tokenizer, max_length=MAX_LENGTH, batch_size=2, device="cpu")
+    codes = CORPUS[:5] + [CORPUS[0]]  # a duplicate: one forward pass
+    vectors = victim.embed(codes)
+    assert vectors.shape == (6, model3.config.hidden_size) and vectors.dtype == np.float32
+    encoded = tokenizer(codes[1], truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model3(**encoded, output_hidden_states=True).hidden_states[-1][0]
+    np.testing.assert_allclose(vectors[1], hidden.mean(0).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(vectors[0], vectors[5])
+    counted = victim.counters()
+    assert (counted.queries, counted.forward_passes, counted.cache_hits, counted.embeddings) == (6, 5, 1, 6)
+    assert counted.batches == 3  # 5 distinct inputs in batches of 2
+    victim.embed(codes[:2])  # cached: counted as queries, no forward pass
+    assert (victim.counters() - counted).queries == 2 and (victim.counters() - counted).forward_passes == 0
+    half = Victim(tiny_model(tokenizer, 3), tokenizer, max_length=MAX_LENGTH, device="cpu", dtype="bf16").embed(codes[:2])
+    np.testing.assert_allclose(half, vectors[:2], atol=0.1)  # computed in the victim's dtype, returned as float32

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import argparse
 
-from engine.errors import UserError
+from engine.common.reports import REPORT_FORMATS, parse_formats
 
 from analysis.commands.common import add_log_options, add_stats_options, analyse_args
-
-FORMATS = ("latex", "html", "csv", "md")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,8 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "appendix with every test and interval, and (HTML) a gallery of adversarial examples. With LaTeX "
                     "and pdflatex installed, latex/report.pdf is compiled too.")
     add_log_options(p)
-    p.add_argument("--format", default="latex,html,csv,md",
-                   help="comma-separated formats among latex, html, csv, md (default: all)")
+    p.add_argument("--format", default=",".join(REPORT_FORMATS),
+                   help="comma-separated formats among " + ", ".join(REPORT_FORMATS) + " (default: all)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--no-figures", action="store_true", help="skip the figures (tables only)")
     p.add_argument("--no-pdf", action="store_true", help="write the LaTeX sources only, do not run pdflatex")
@@ -31,10 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from analysis.report import write_report
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise UserError(f"--format {args.format!r}: choose among {', '.join(FORMATS)}")
+    formats = parse_formats(args.format)
     analysis = analyse_args(args)
     written = write_report(analysis, args.out, formats, make_figures=not args.no_figures, gallery_size=args.gallery,
                            pdf=not args.no_pdf)

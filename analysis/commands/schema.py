@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.logschema import FIELDS, SCHEMA_VERSION, markdown_table
+from engine.common.logschema import FIELDS, SCHEMA_VERSION, markdown_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -2,7 +2,8 @@
 
     engine attack --attack mhm --model runs/victim --dataset stdlib-attribution --n 50 --out logs/mhm
 
-See `docs/attacks.md`. Importing this package is cheap (no torch); recipes load lazily.
+See `docs/attacks.md`. Importing this package is cheap (no torch); the recipes (`recipes/`) load with
+`engine.attacks.registry`, which finds them.
 """
 from engine.attacks.base import (
     AttackContext,

@@ -144,6 +144,8 @@ class VictimLike(Protocol):
 
     def predict_proba(self, codes: Sequence[Code]) -> np.ndarray: ...
 
+    def embed(self, codes: Sequence[Code]) -> np.ndarray: ...  # one vector per program, counted as queries
+
     def counters(self): ...  # an object with .queries, .forward_passes, .victim_seconds, .model_seconds
 
 
@@ -239,23 +241,40 @@ class AttackContext:
         rendered, rows = self._evaluate(candidates)
         return [Evaluated(c, row) for c, row in zip(rendered, rows)]
 
-    def query_true(self, candidates: Sequence[CandidateLike]) -> np.ndarray:
-        """True-label probabilities of the evaluated prefix (see `query`)."""
-        return self.query(candidates)[:, self.true_label]
+    def embed(self, codes: Sequence[str]) -> np.ndarray:
+        """The victim's embedding (`Victim.embed`) of each program, charged to the budget like `query`.
+
+        One query per program, in ONE victim call; the same budget rules as `query`: at most
+        `remaining` programs are embedded (the result may be shorter, and `exhausted` is set),
+        and `BudgetExhausted` is raised when called with programs and no budget left. Recipes
+        read the model only through `query` and `embed`, so `queries` bounds everything they spend.
+        """
+        if not codes:
+            return np.zeros((0, 0), dtype=np.float32)
+        codes = self._affordable(codes)
+        vectors = np.asarray(self.victim.embed(list(codes)), dtype=np.float32)
+        self.queries_used += len(codes)
+        return vectors
+
+    def _affordable(self, items: Sequence) -> Sequence:
+        """The prefix of `items` the budget allows (setting `exhausted` when it takes the rest);
+        `BudgetExhausted` when nothing is left. `items` is not empty."""
+        left = self.remaining
+        if left is None:
+            return items
+        if left == 0:
+            self.exhausted = True
+            raise BudgetExhausted(f"example {self.example.id}: budget of {self.budget} queries spent")
+        if len(items) >= left:
+            self.exhausted = True
+            return items[:left]
+        return items
 
     def _evaluate(self, candidates: Sequence[CandidateLike], probe: bool = False) -> tuple[list[Candidate], np.ndarray]:
         """(the rendered evaluated prefix, its probability rows); only that prefix is rendered."""
         if not candidates:
             return [], np.zeros((0, self.victim.num_labels))
-        left = self.remaining
-        if left is not None:
-            if left == 0:
-                self.exhausted = True
-                raise BudgetExhausted(f"example {self.example.id}: budget of {self.budget} queries spent")
-            if len(candidates) >= left:
-                candidates = candidates[:left]
-                self.exhausted = True
-        rendered = [self.render(c) for c in candidates]
+        rendered = [self.render(c) for c in self._affordable(candidates)]
         probs = np.asarray(self.victim.predict_proba([self.full_input(c.code) for c in rendered]), dtype=np.float64)
         self.queries_used += len(rendered)
         if not probe:
@@ -377,12 +396,11 @@ class AttackEnvironment:
 
     - `dataset`: the loaded `Dataset` (all splits: CODA's references and the random-name pool
       use the train split, never the attacked split);
-    - `victim`: the victim (for run-level preparation such as reference embeddings; queries
-      made here are not charged to any example, and must be reported by the recipe in its
-      extras / docs);
+    - `victim`: the victim (for run-level preparation such as reference embeddings, through
+      `predict_proba` and `embed` only; queries made here are counted by the victim but charged
+      to no example, and must be reported by the recipe in its extras / docs);
     - `language`, `seed`, `split`;
     - `substitutes`: the `--substitutes` value (None, "dataset", or a path);
-    - `options`: the parsed CLI namespace (other flags, e.g. `--mlm`), or {} from the API;
     - `natural_substitutes`: a callable returning the natural-substitute `SubstituteSource`
       (dataset field, precomputed file, or part B's masked-LM source); ALERT and MHM-NS use it;
     - `name_pool`: a callable returning the random-name `SubstituteSource`.
@@ -394,13 +412,9 @@ class AttackEnvironment:
     seed: int
     split: str = "test"
     substitutes: str | None = None
-    options: Any = None
     natural_substitutes: Callable[[], SubstituteSource] | None = None
     name_pool: Callable[[], SubstituteSource] | None = None
 
-
-# A recipe builder: (its parameters dataclass instance, the environment) -> Search.
-Builder = Callable[[Any, AttackEnvironment], Search]
 
 
 # --------------------------------------------------------------------------- helpers shared by searches

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.logschema import STATUSES
+from engine.common.logschema import STATUSES
 
 
 def records_name(shard: tuple[int, int] | None) -> str:

@@ -1,80 +1,31 @@
-"""Recipe names -> (parameters dataclass, builder), and the CLI flags made from the parameters.
+"""Every attack recipe, found in `engine/attacks/recipes/`, and the CLI flags made from their parameters.
 
-Convention for recipe parameters: each recipe family has one dataclass of *algorithm*
-parameters (never engineering ones such as batch size) whose fields carry
-`metadata={"help": "..."}` (and optionally `"choices"`). Every field becomes a flag
-`--<prefix>-<field-with-dashes>` (e.g. `MHMParams.iterations` -> `--mhm-iterations`), its
-default is the dataclass default (the paper's value), and the instance actually used is
-recorded in the run manifest under `attack.params` (`dataclasses.asdict`).
-
-Recipe modules are imported lazily (by dotted path) so that `engine --help` stays fast; they
-must not import torch or transformers at module level. A recipe whose module is missing is
-listed as unavailable rather than breaking the command.
+Each module of that package declares `RECIPES = (Recipe(...), ...)` (`engine.attacks.recipe`);
+this module imports them all once and is the one list everything else reads: `engine attack
+--attack` and its per-recipe flags, the study config's `recipe` key and which recipes need
+natural substitutes, the planning priors, the tests that run every recipe, and the recipes
+table in docs/attacks.md (`tests/doc_tables.py`). A module that fails to import, or declares
+no recipes, is a bug and fails loudly here.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass
-from importlib import import_module
 from typing import Any
 
 from engine.attacks.base import AttackEnvironment, Search
+from engine.attacks.recipe import Recipe, flag
+from engine.common.discovery import discover
 from engine.errors import UserError
 
-
-@dataclass(frozen=True)
-class RecipeSpec:
-    name: str
-    description: str
-    module: str  # dotted module holding the builder and the parameters dataclass
-    builder: str  # function (params, env) -> Search
-    params: str  # dataclass name
-    flag_prefix: str  # --<prefix>-<field>; recipes sharing a dataclass share a prefix
-    natural_substitutes: bool = False  # needs env.natural_substitutes()
+RECIPES: dict[str, Recipe] = discover("engine.attacks.recipes", "RECIPES")
 
 
-RECIPES: dict[str, RecipeSpec] = {
-    spec.name: spec
-    for spec in (
-        RecipeSpec("mhm", "Metropolis-Hastings over renames, random identifier-like names (Zhang et al. AAAI 2020)",
-                   "engine.attacks.mhm", "build_mhm", "MHMParams", "mhm"),
-        RecipeSpec("mhm-ns", "MHM with natural (masked-LM or precomputed) substitutes (ALERT's MHM-NS)",
-                   "engine.attacks.mhm", "build_mhm_ns", "MHMParams", "mhm", natural_substitutes=True),
-        RecipeSpec("wir-random", "importance ranking + random identifier-like names, greedy (Zeng et al. ISSTA 2022)",
-                   "engine.attacks.wir", "build_wir_random", "WIRRandomParams", "wir"),
-        RecipeSpec("random", "random valid renames of random variables within the same budget (baseline)",
-                   "engine.attacks.random_search", "build_random", "RandomParams", "random"),
-        RecipeSpec("alert", "natural substitutes, importance-ordered greedy, then a genetic algorithm (Yang et al. ICSE 2022)",
-                   "engine.attacks.alert", "build_alert", "ALERTParams", "alert", natural_substitutes=True),
-        RecipeSpec("coda", "reference programs: structure rewrites, then renames to their names (Tian et al. ASE 2023)",
-                   "engine.attacks.coda", "build_coda", "CODAParams", "coda"),
-    )
-}
-
-
-def recipe(name: str) -> RecipeSpec:
+def recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
         raise UserError(f"unknown attack {name!r}; recipes are {', '.join(RECIPES)}") from None
-
-
-def params_class(name: str) -> type | None:
-    """The recipe's parameters dataclass, or None when its module is not available."""
-    spec = recipe(name)
-    try:
-        return getattr(import_module(spec.module), spec.params)
-    except (ImportError, AttributeError):
-        return None
-
-
-def available() -> list[str]:
-    return [name for name in RECIPES if params_class(name) is not None]
-
-
-def flag(prefix: str, field_name: str) -> str:
-    return f"--{prefix}-{field_name.replace('_', '-')}"
 
 
 def dest(prefix: str, field_name: str) -> str:
@@ -84,16 +35,13 @@ def dest(prefix: str, field_name: str) -> str:
 def add_recipe_options(parser: argparse.ArgumentParser) -> None:
     """One argument group per recipe family, one flag per parameter (default: the paper's)."""
     done: set[str] = set()
-    for name, spec in RECIPES.items():
+    for spec in RECIPES.values():
         if spec.flag_prefix in done:
-            continue
-        cls = params_class(name)
-        if cls is None:
             continue
         done.add(spec.flag_prefix)
         users = [n for n, s in RECIPES.items() if s.flag_prefix == spec.flag_prefix]
         group = parser.add_argument_group(f"{'/'.join(users)} parameters")
-        for f in dataclasses.fields(cls):
+        for f in dataclasses.fields(spec.params):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             help_text = f"{f.metadata.get('help', '')} (default {default})"
             kwargs: dict[str, Any] = {"dest": dest(spec.flag_prefix, f.name), "default": default, "help": help_text}
@@ -109,16 +57,14 @@ def add_recipe_options(parser: argparse.ArgumentParser) -> None:
 def params_from_args(name: str, args: argparse.Namespace | None = None, **overrides: Any):
     """The recipe's parameters from parsed flags (missing flags: defaults), then `overrides`."""
     spec = recipe(name)
-    cls = params_class(name)
-    if cls is None:
-        raise UserError(f"attack {name!r} is not available in this installation ({spec.module} is missing)")
     values = {}
-    for f in dataclasses.fields(cls):
-        key = dest(spec.flag_prefix, f.name)
-        if args is not None and getattr(args, key, None) is not None:
-            values[f.name] = getattr(args, key)
+    if args is not None:
+        for f in dataclasses.fields(spec.params):
+            value = vars(args).get(dest(spec.flag_prefix, f.name))
+            if value is not None:
+                values[f.name] = value
     values.update(overrides)
-    params = cls(**values)
+    params = spec.params(**values)
     check = getattr(params, "check", None)
     if check is not None:
         check()  # raises UserError naming the flag
@@ -126,13 +72,9 @@ def params_from_args(name: str, args: argparse.Namespace | None = None, **overri
 
 
 def build_search(name: str, params: Any, env: AttackEnvironment) -> Search:
-    spec = recipe(name)
-    builder = getattr(import_module(spec.module), spec.builder)
-    return builder(params, env)
+    return recipe(name).build(params, env)
 
 
-def positive(params: Any, prefix: str, *names: str) -> None:
-    """Raise a UserError naming the flag when one of the integer parameters is < 1."""
-    for name in names:
-        if getattr(params, name) < 1:
-            raise UserError(f"{flag(prefix, name)} must be at least 1, got {getattr(params, name)}")
+def params_class(name: str) -> type:
+    """The recipe's parameters dataclass."""
+    return recipe(name).params

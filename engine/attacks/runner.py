@@ -44,7 +44,7 @@ from engine.datasets.base import Dataset, Example
 from engine.cli_base import parse_k_of_n
 from engine.errors import UserError
 from engine.locks import exclusive
-from engine.logschema import FIELD_NAMES, SCHEMA_VERSION
+from engine.common.logschema import FIELD_NAMES, SCHEMA_VERSION
 
 SIDES = ("first", "second", "both")
 TOO_LONG = ("attack", "error")  # attack the truncated view (default), or record an error (strict runs)

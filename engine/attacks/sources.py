@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from engine.attacks.base import AttackContext
-from engine.code import extract
+from engine.code import CodeInputError, extract
 from engine.code.languages import spec
 
 # Words programmers put in names; combined pairwise they give thousands of plausible names.
@@ -59,7 +59,7 @@ def training_identifiers(codes: Iterable[str], language: str, limit: int = 5000)
     for code in codes:
         try:
             ext = extract(code, language)
-        except Exception:  # noqa: BLE001 - a bad training program only loses its names
+        except CodeInputError:  # a program the language layer cannot read only loses its names
             continue
         counts.update(list(ext.identifiers))
     return [name for name, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]

@@ -540,7 +540,7 @@ class CachedSubstitutes(PrecomputedSubstitutes):
         super().__init__(table, label=str(file))
 
     def lookup(self, ctx) -> Mapping[str, Sequence[str]]:
-        return self.table.get(line_key(ctx.example.id, getattr(ctx, "side", None))) or {}
+        return self.table.get(line_key(ctx.example.id, ctx.side)) or {}
 
     def describe(self) -> dict:
         key = self.manifest.get("key") or {}
@@ -584,14 +584,22 @@ class MaskedLMSubstitutes(CachedSubstitutes):
         self.name = "masked-lm"
 
     def lookup(self, ctx) -> Mapping[str, Sequence[str]]:
-        key = line_key(ctx.example.id, getattr(ctx, "side", None))
+        key = line_key(ctx.example.id, ctx.side)
         if key not in self.table:
-            job = ProgramJob(str(ctx.example.id), getattr(ctx, "side", None), ctx.code, self.language)
+            job = ProgramJob(str(ctx.example.id), ctx.side, ctx.code, self.language)
             (record,) = generate(self.mlm, [job], self.config)
             with open(self.file, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             self.table[key] = record["substitutes"]
         return self.table[key]
+
+
+@dataclass(frozen=True)
+class OnDemandMLM:
+    """`engine attack --mlm DIR`: the masked LM that proposes natural substitutes during the attack."""
+
+    source: str  # a masked-LM directory or hub id
+    config: SubstituteConfig
 
 
 def add_substitute_options(parser) -> None:
@@ -604,16 +612,18 @@ def add_substitute_options(parser) -> None:
     group.add_argument("--mlm-keep", type=int, default=SubstituteConfig.keep, help="kept by contextual cosine (default 30)")
 
 
-def natural_source(env) -> CachedSubstitutes:
-    """The natural-substitute source for `env` when no `--substitutes` was given: needs `--mlm`."""
-    options = env.options or {}
-    get = options.get if isinstance(options, dict) else lambda name, default=None: getattr(options, name, default)
-    source = get("mlm")
-    if not source:
+def on_demand_mlm(args) -> OnDemandMLM | None:
+    """The `add_substitute_options` flags of a parsed `engine attack` command line (None without --mlm)."""
+    if not args.mlm:
+        return None
+    config = SubstituteConfig(top_k=args.mlm_top_k, keep=args.mlm_keep, device=args.device)
+    config.check()
+    return OnDemandMLM(args.mlm, config)
+
+
+def natural_source(dataset, split: str, mlm: OnDemandMLM | None) -> CachedSubstitutes:
+    """The natural-substitute source when no `--substitutes` was given: the masked LM of `--mlm`."""
+    if mlm is None:
         raise UserError("this attack needs natural substitutes: pass --mlm DIR (a masked LM, e.g. from "
                         "`engine pretrain-mlm`), --substitutes DIR (from `engine substitutes`) or --substitutes dataset")
-    config = SubstituteConfig(top_k=int(get("mlm_top_k", 60) or 60), keep=int(get("mlm_keep", 30) or 30),
-                              device=get("device", "auto") or "auto")
-    config.check()
-    mlm = MaskedLM(source, device=config.device)
-    return MaskedLMSubstitutes(mlm, env.dataset, env.split, config)
+    return MaskedLMSubstitutes(MaskedLM(mlm.source, device=mlm.config.device), dataset, split, mlm.config)

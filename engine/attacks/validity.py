@@ -318,7 +318,7 @@ class ValidityChecker:
         return result
 
     def _tests(self, program: str, meta: Mapping, reasons: list[str], original: str | None = None) -> bool | None:
-        from engine.datasets.humaneval_defects import program_with_tests
+        from engine.datasets.builtins.humaneval_defects import program_with_tests
         from engine.datasets.sandbox import Limits, run_python
 
         limits = Limits(timeout_s=self.test_timeout_s)

@@ -115,7 +115,3 @@ def _with_gaps(source: bytes, leaves: list[tuple[int, int, str]]) -> list[tuple[
 
 def _gap_tokens(source: bytes, start: int, end: int) -> list[tuple[int, int, str]]:
     return [(start + m.start(), start + m.end(), "gap") for m in re.finditer(rb"\S+", source[start:end])]
-
-
-def node_text(node: Node, source: bytes) -> str:
-    return to_text(source[node.start_byte : node.end_byte])

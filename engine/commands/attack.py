@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import import_module
 
 from engine.attacks import registry
 from engine.attacks.runner import SIDES, TOO_LONG
+from engine.attacks.substitutes import add_substitute_options, on_demand_mlm
 from engine.cli_base import add_device_options
 from engine.datasets.registry import add_dataset_options, dataset_from_args
 from engine.errors import UserError
@@ -82,19 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_dataset_options(p)
     registry.add_recipe_options(p)
-    _add_substitute_options(p)
+    add_substitute_options(p)
     p.set_defaults(run=run_attack)
-
-
-def _add_substitute_options(p: argparse.ArgumentParser) -> None:
-    """Part B's masked-LM options, when its module provides them."""
-    try:
-        module = import_module("engine.attacks.substitutes")
-    except ImportError:
-        return
-    add = getattr(module, "add_substitute_options", None)
-    if add is not None:
-        add(p)
 
 
 def run_attack(args: argparse.Namespace) -> int:
@@ -128,7 +117,7 @@ def run_attack(args: argparse.Namespace) -> int:
     search = None
     if args.transfer_from is None:
         env = make_environment(dataset, victim, seed=args.seed, split=args.split, substitutes=args.substitutes,
-                               options=args)
+                               mlm=on_demand_mlm(args))
         search = registry.build_search(args.attack, params, env)
     runner = AttackRunner(victim=victim, dataset=dataset, options=options, out=args.out, search=search,
                           model=model_info(args.model, victim), transfer_from=args.transfer_from)

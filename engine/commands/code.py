@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from engine.code import LANGUAGES, Renamer, check_rename, detect_language, extract, validate
-from engine.commands.code_corpus import add_corpus_options, run_corpus
+from engine.commands.code_corpus import add_corpus_options, parse_mapping, run_corpus
 from engine.errors import UserError
 
 
@@ -80,21 +80,6 @@ def _language(args: argparse.Namespace, path: str) -> str:
     if path == "-":
         raise UserError("reading from stdin: pass --lang (" + "|".join(LANGUAGES) + ")")
     return detect_language(path)
-
-
-def parse_mapping(text: str) -> dict[str, str]:
-    mapping: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        old, sep, new = item.partition("=")
-        if not sep or not old.strip() or not new.strip():
-            raise UserError(f"--map: {item!r} is not of the form OLD=NEW")
-        old, new = old.strip(), new.strip()
-        if old in mapping:
-            raise UserError(f"--map: {old!r} is mapped twice")
-        mapping[old] = new
-    if not mapping:
-        raise UserError("--map is empty")
-    return mapping
 
 
 def _single(args: argparse.Namespace, *names: str) -> None:

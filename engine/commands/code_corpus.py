@@ -60,6 +60,22 @@ class Tally:
     seconds: float = 0.0
 
 
+def parse_mapping(text: str) -> dict[str, str]:
+    """`--map old=new,old2=new2` (or a corpus row's `map` column in that form) as a dict."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise UserError(f"--map: {item!r} is not of the form OLD=NEW")
+        old, new = old.strip(), new.strip()
+        if old in mapping:
+            raise UserError(f"--map: {old!r} is mapped twice")
+        mapping[old] = new
+    if not mapping:
+        raise UserError("--map is empty")
+    return mapping
+
+
 def add_corpus_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("corpus mode (one program per JSONL line)")
     group.add_argument("--jsonl", metavar="IN", help="read programs from a JSONL file (one per line) instead of FILE and "
@@ -214,7 +230,6 @@ def _text(row: dict[str, Any], settings: Settings, role: str) -> str:
 
 
 def _mapping(row: dict[str, Any], settings: Settings) -> dict[str, str]:
-    from engine.commands.code import parse_mapping
 
     value = _get(row, settings, "map", required=settings.mapping is None)
     if value is None:

@@ -17,11 +17,10 @@ import sys
 from pathlib import Path
 
 from engine.cli_base import add_device_options
+from engine.compress.methods import METHODS, find
 from engine.datasets.registry import BUILTINS, add_dataset_options, dataset_from_args
 from engine.device import set_threads
 from engine.errors import UserError
-
-METHODS = ("prune", "quantize", "distill")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,11 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="the parent: a model directory (ours, or a third-party checkpoint)")
     p.add_argument("--out", required=True, help="variant directory to write (with --all: a directory for the three)")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--method", help="prune, quantize or distill")
+    which.add_argument("--method", choices=tuple(METHODS), metavar="METHOD",
+                       help="; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items()))
     which.add_argument("--all", action="store_true",
-                       help="the standard variants, measured together: OUT/prune (global L1 over the encoder's linear "
-                       "layers, ratio 0.4), OUT/quantize (dynamic int8), OUT/distill (student of --target-mb, "
-                       "default 3, with the distill options)")
+                       help="the standard variants, measured together, in OUT/<method>: " + "; ".join(
+                           f"{name} {_describe(spec.standard)}" for name, spec in METHODS.items() if spec.standard)
+                       + " (methods that train take their training options)")
     g = p.add_argument_group("prune")
     g.add_argument("--ratio", type=float, default=None,
                    help="share of weights (or with --structured heads, of attention heads) to remove, 0 < R < 1")
@@ -92,15 +92,13 @@ def run_compress(args: argparse.Namespace) -> int:
                                           write_index)
 
     set_threads(args.threads)
-    if args.method is not None and args.method not in METHODS:
-        raise UserError(f"--method {args.method!r}: use one of {', '.join(METHODS)}")
     parent = load_parent(args.model)
     out = Path(args.out).expanduser()
     if args.all:
         if args.ratio is not None or args.structured or args.dtype != "int8" or args.scope != "linear":
             raise UserError("--all makes the standard variants (prune: global L1 at 0.4; quantize: int8; distill); "
                             "--ratio, --scope, --structured and --dtype are for one --method")
-        specs = standard_specs(out, _method_params(args, "distill"))
+        specs = standard_specs(out, {name: _method_params(args, name) for name, spec in METHODS.items() if spec.trains})
     else:
         specs = [VariantSpec(out.name, out, args.method, _method_params(args, args.method))]
     options = Options(device=args.device, backend=args.backend, overwrite=args.overwrite, allow_compressed=args.allow_compressed,
@@ -119,15 +117,13 @@ def run_compress(args: argparse.Namespace) -> int:
 
 
 def _method_params(args: argparse.Namespace, method: str) -> dict:
-    if method == "prune":
-        return {"ratio": args.ratio, "scope": args.scope, "structured": args.structured,
-                "importance_examples": args.importance_examples}
-    if method == "quantize":
-        return {"dtype": args.dtype}
-    return {"target_mb": args.target_mb, "layers": args.layers, "hidden": args.hidden, "heads": args.heads,
-            "intermediate": args.intermediate, "vocab_size": args.vocab_size, "temperature": args.temperature,
-            "hard_weight": args.hard_weight, "unlabelled": args.unlabelled, "epochs": args.epochs,
-            "batch_size": args.batch_size, "lr": args.lr, "patience": args.patience, "seed": args.seed}
+    """The method's parameters: the options its `Method.options` names, as parsed."""
+    options = vars(args)
+    return {key: options[key] for key in find(method).options}
+
+
+def _describe(params: dict) -> str:
+    return "(" + ", ".join(f"{key} {value}" for key, value in params.items() if value is not None) + ")"
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:

@@ -6,8 +6,7 @@ import json
 import sys
 
 from engine.datasets.base import SPLITS, Dataset, Example
-from engine.datasets.loaders import FORMATS
-from engine.datasets.registry import BUILTINS, add_dataset_options, build_builtin, cache_root, dataset_from_args
+from engine.datasets.registry import BUILTINS, FORMATS, add_dataset_options, build_builtin, cache_root, dataset_from_args
 
 _SHOWN_LINES = 15
 
@@ -45,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, choices=list(BUILTINS), metavar="NAME",
                    help=f"{' | '.join(BUILTINS)}")
     p.add_argument("--dataset-size", type=int, metavar="N",
-                   help="functions per class (stdlib-attribution) or mutants per problem (humaneval-defects)")
+                   help="; ".join(f"{spec.size_help} ({name})" for name, spec in BUILTINS.items()))
     p.add_argument("--rebuild", action="store_true", help="ignore a cached build and build again")
     p.set_defaults(run=run_build)
 

@@ -33,9 +33,9 @@ METRIC_KEYS = ("n", "accuracy", "precision", "recall", "f1", "average")
 
 def parameter_counts(model) -> tuple[int, int]:
     """(parameters, non-zero parameters), quantized int8 weights and tied tensors counted once."""
-    from engine.compress.quantize import _dynamic_linear
+    from engine.common.int8 import dynamic_linear
 
-    linear = _dynamic_linear()
+    linear = dynamic_linear()
     seen: set[int] = set()
     alive = []  # quantized weights are new tensors per call: keep them so their ids are not reused
     total = nonzero = 0

@@ -21,19 +21,10 @@ from typing import Any
 import torch
 
 from engine.compress.measure import Measurement, measure_side_by_side
+from engine.compress.methods import METHODS, find, meaningful_after
 from engine.errors import UserError
 from engine.manifest import MANIFEST_NAME, file_hashes, model_fingerprint, read_manifest, size_on_disk_mb, write_manifest
 
-METHODS = ("prune", "quantize", "distill")
-# What may be applied on top of a model already compressed with the key (with allow_compressed):
-# int8 weights can be neither pruned nor quantized again; any model can teach a student.
-MEANINGFUL_AFTER = {"prune": {"prune", "quantize", "distill"}, "distill": {"prune", "quantize", "distill"},
-                    "quantize": {"distill"}}
-STANDARD_VARIANTS = {  # `--all`: sub-directory name → method and parameters
-    "prune": {"method": "prune", "ratio": 0.4, "scope": "linear", "structured": None},
-    "quantize": {"method": "quantize", "dtype": "int8"},
-    "distill": {"method": "distill", "target_mb": 3.0},
-}
 PARENT_FIELDS = ("base", "base_info", "task", "language", "dataset", "label_names", "num_labels", "head",
                  "hyperparameters")
 INCOMPLETE = Path("checkpoint") / "incomplete"
@@ -78,14 +69,17 @@ class Options:
         (self.log or (lambda text: print(text, file=sys.stderr, flush=True)))(message)
 
 
-def standard_specs(out: Path, distill_params: dict[str, Any] | None = None) -> list[VariantSpec]:
-    """`--all`: the standard variants in `out/<name>`; `distill_params` adds training options to the student's."""
+def standard_specs(out: Path, training: dict[str, dict[str, Any]] | None = None) -> list[VariantSpec]:
+    """`--all`: every method's standard variant (`Method.standard`) in `out/<method>`; `training`
+    (method -> options) adds the given training options to the variants of methods that train."""
     specs = []
-    for name, params in STANDARD_VARIANTS.items():
-        params = {key: value for key, value in params.items() if key != "method"}
-        if name == "distill":
-            params |= {key: value for key, value in (distill_params or {}).items() if value is not None}
-        specs.append(VariantSpec(name, out / name, STANDARD_VARIANTS[name]["method"], params))
+    for name, spec in METHODS.items():
+        if spec.standard is None:
+            continue
+        params = dict(spec.standard)
+        if spec.trains:
+            params |= {key: value for key, value in (training or {}).get(name, {}).items() if value is not None}
+        specs.append(VariantSpec(name, out / name, name, params))
     return specs
 
 
@@ -112,20 +106,19 @@ def load_parent(path: str | Path) -> Parent:
     return Parent(path, manifest, fingerprint, method)
 
 
-def check_recompress(parent: Parent, method: str, allow: bool) -> None:
+def check_recompress(parent: Parent, name: str, allow: bool) -> None:
     """Compressing a compressed model: an error unless asked for and meaningful."""
-    if method not in METHODS:
-        raise UserError(f"--method {method!r}: use one of {', '.join(METHODS)}")
-    if parent.method == "none":
+    spec = find(name)
+    if parent.method == "none" or spec.on_compressed:
         return
     details = (parent.manifest or {}).get("compression") or {}
     what = parent.method + "".join(f", {key} {details[key]}" for key in ("ratio", "dtype", "target_mb") if key in details)
-    if method not in MEANINGFUL_AFTER.get(parent.method, set()):
-        raise UserError(f"{parent.path} is already compressed ({what}); {method} on top of it is not meaningful "
+    if not meaningful_after(parent.method, name):
+        raise UserError(f"{parent.path} is already compressed ({what}); {name} on top of it is not meaningful "
                         "(int8 weights cannot be pruned or quantized again); compress the original model "
                         f"(fingerprint {details.get('parent')}) instead")
     if not allow:
-        raise UserError(f"{parent.path} is already compressed ({what}); pass --allow-compressed to apply {method} "
+        raise UserError(f"{parent.path} is already compressed ({what}); pass --allow-compressed to apply {name} "
                         f"on top of it on purpose (the manifest records the chain), or compress the original "
                         f"(fingerprint {details.get('parent')})")
 
@@ -157,14 +150,14 @@ def prepare_out(out: Path, overwrite: bool, method: str) -> None:
         return
     if manifest is not None:
         done = ((manifest.get("compression") or {}).get("method") or "none") != "none"
-        student = method == "distill" and manifest.get("base") == "distill"
-        if done or not student:
+        trained = METHODS[method].trains and manifest.get("base") == method
+        if done or not trained:
             raise UserError(f"--out {out} already holds a model ({MANIFEST_NAME}); choose another --out or pass --overwrite")
         return  # a student whose training finished: only the measurement is left
     if (out / INCOMPLETE).is_file():
         shutil.rmtree(out)
         return
-    if method == "distill" and (out / "checkpoint").is_dir():
+    if METHODS[method].trains and (out / "checkpoint").is_dir():
         return  # resumed by training
     if out.is_dir() and any(out.iterdir()):
         raise UserError(f"--out {out} is not empty and holds no model written by engine compress; "
@@ -181,7 +174,7 @@ def _mark_incomplete(out: Path) -> None:
 
 def make_prune(parent: Parent, spec: VariantSpec, dataset, options: Options) -> dict[str, Any]:
     from engine.compress.prune import prune_heads, prune_unstructured
-    from engine.compress.quantize import is_quantized
+    from engine.common.int8 import is_quantized
     from engine.models import load_classifier, save_model
 
     ratio = spec.params["ratio"]  # checked by _check_params
@@ -212,7 +205,8 @@ def make_prune(parent: Parent, spec: VariantSpec, dataset, options: Options) -> 
 
 
 def make_quantize(parent: Parent, spec: VariantSpec, dataset, options: Options) -> dict[str, Any]:
-    from engine.compress.quantize import cast_weights, is_quantized, quantization_report, quantize_int8, save_quantized
+    from engine.common.int8 import is_quantized, quantize_int8
+    from engine.compress.quantize import cast_weights, quantization_report, save_quantized
     from engine.models import load_classifier, save_model
 
     dtype = spec.params.get("dtype") or "int8"
@@ -226,7 +220,7 @@ def make_quantize(parent: Parent, spec: VariantSpec, dataset, options: Options) 
         options.say(f"{spec.name}: {len(report['int8_modules'])} linear layers in int8 ({report['int8_weights']:,} weights), "
                     f"{report['float_parameters']:,} parameters stay float32")
         params = {"dtype": "int8", "scheme": "dynamic", "serialization": "quantized.safetensors: int8 weights, "
-                  "per-tensor scale and zero point, float tensors; rebuilt by engine.compress.quantize.load_quantized"}
+                  "per-tensor scale and zero point, float tensors; format of engine.common.int8"}
     else:
         model = cast_weights(model, dtype)
         save_model(model, tokenizer, spec.out)
@@ -257,9 +251,6 @@ def make_distill(parent: Parent, spec: VariantSpec, dataset, options: Options) -
             "report": facts}
 
 
-MAKERS = {"prune": make_prune, "quantize": make_quantize, "distill": make_distill}
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -268,7 +259,7 @@ def compress(parent_dir: str | Path, specs: list[VariantSpec], dataset, options:
     parent = load_parent(parent_dir)
     for spec in specs:
         check_recompress(parent, spec.method, options.allow_compressed)
-        _check_params(spec)
+        METHODS[spec.method].checker()(spec.params)
     check_dataset(parent, dataset)
     if parent.third_party:
         options.say(f"{parent.path} has no {MANIFEST_NAME}: treating it as a third-party checkpoint "
@@ -282,7 +273,7 @@ def compress(parent_dir: str | Path, specs: list[VariantSpec], dataset, options:
     made: dict[str, dict[str, Any]] = {}
     for spec in specs:
         options.say(f"{spec.name}: {spec.method} {_describe(spec.params)} → {spec.out}")
-        info = MAKERS[spec.method](parent, spec, dataset, options)
+        info = METHODS[spec.method].maker()(parent, spec, dataset, options)
         if info is None:
             options.say(f"{spec.name}: stopped after epoch {options.stop_after_epoch} as asked; "
                         "run the same command again to resume")
@@ -390,25 +381,27 @@ def _write_variant_manifest(parent: Parent, spec: VariantSpec, info: dict[str, A
     return write_manifest(spec.out, fields)
 
 
-def _check_params(spec: VariantSpec) -> None:
-    """Option errors before anything is written."""
-    from engine.compress.distill import DistillConfig
+def check_prune(params: dict[str, Any]) -> None:
     from engine.compress.prune import check_ratio
 
-    if spec.method == "prune":
-        if spec.params.get("ratio") is None:
-            raise UserError("--method prune needs --ratio R (the share of weights, or of heads, to remove; 0 < R < 1)")
-        check_ratio(spec.params["ratio"])
-        if spec.params.get("structured") not in (None, "heads"):
-            raise UserError(f"--structured {spec.params['structured']!r}: the only structured pruning is 'heads'")
-    elif spec.method == "quantize":
-        if spec.params.get("dtype", "int8") not in ("int8", "fp16", "bf16"):
-            raise UserError(f"--dtype {spec.params['dtype']!r}: use int8 (CPU), fp16 or bf16 (GPU weights)")
-    elif spec.method == "distill":
-        known = set(DistillConfig.__dataclass_fields__) | {"unlabelled"}
-        unknown = set(spec.params) - known
-        if unknown:
-            raise UserError(f"distill does not take {', '.join(sorted(unknown))}")
+    if params.get("ratio") is None:
+        raise UserError("--method prune needs --ratio R (the share of weights, or of heads, to remove; 0 < R < 1)")
+    check_ratio(params["ratio"])
+    if params.get("structured") not in (None, "heads"):
+        raise UserError(f"--structured {params['structured']!r}: the only structured pruning is 'heads'")
+
+
+def check_quantize(params: dict[str, Any]) -> None:
+    if params.get("dtype", "int8") not in ("int8", "fp16", "bf16"):
+        raise UserError(f"--dtype {params['dtype']!r}: use int8 (CPU), fp16 or bf16 (GPU weights)")
+
+
+def check_distill(params: dict[str, Any]) -> None:
+    from engine.compress.distill import DistillConfig
+
+    unknown = set(params) - set(DistillConfig.__dataclass_fields__) - {"unlabelled"}
+    if unknown:
+        raise UserError(f"distill does not take {', '.join(sorted(unknown))}")
 
 
 def _describe(params: dict[str, Any]) -> str:

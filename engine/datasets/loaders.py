@@ -1,4 +1,4 @@
-"""File formats: Devign, BigCloneBench, GCJ authorship, POJ-104 and any JSONL/CSV file.
+"""What every file-format loader shares (the loaders themselves: `engine/datasets/formats/`).
 
 Every loader reads its files into records, reports a bad line with its file and line number
 (or, with `skip_bad`, counts it), maps labels onto `0..K-1`, fills in a missing split
@@ -14,15 +14,13 @@ Hold-outs and splits are functions of the seed only (same seed, same split).
 """
 from __future__ import annotations
 
-import ast
-import csv
 import hashlib
 import json
 import math
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from engine.errors import UserError
 DEFAULT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 _SPLIT_FILE_STEMS = {"train": ("train",), "valid": ("valid", "dev", "val"), "test": ("test",)}
 _MAX_REPORTED = 10
+BINARY = {"0": 0, "1": 1}  # label index of the 0/1 labels of Devign and BigCloneBench
 
 
 # --------------------------------------------------------------------------- bad input
@@ -286,7 +285,7 @@ def assemble(
 # --------------------------------------------------------------------------- files
 
 
-def _existing(path: str | Path | None, what: str) -> Path:
+def existing_path(path: str | Path | None, what: str) -> Path:
     if path is None or str(path) == "":
         raise UserError(f"{what} needs --data PATH (a file or a directory)")
     resolved = Path(path).expanduser()
@@ -317,11 +316,11 @@ def split_files(path: Path, extensions: Sequence[str], what: str, ignore: Sequen
     raise UserError(f"{path}: no {what} split files found; expected {expected} (or pass one file){others}")
 
 
-def _source_manifest(files: dict[str, Path]) -> dict[str, Any]:
+def source_manifest(files: dict[str, Path]) -> dict[str, Any]:
     return {split: {"path": str(path.resolve()), "sha256": file_sha256(path)} for split, path in files.items()}
 
 
-def _lines(path: Path, bad: BadLines | None = None) -> Iterator[tuple[int, str]]:
+def read_lines(path: Path, bad: BadLines | None = None) -> Iterator[tuple[int, str]]:
     r"""(line number, text) of each line, ending at \n only (a stray \r stays inside its line).
 
     Each line is decoded on its own, so a byte that is not UTF-8 is reported with its line and
@@ -371,8 +370,8 @@ def lone_surrogate(value: Any, where: str = "") -> str | None:
     return None
 
 
-def _jsonl(path: Path, bad: BadLines) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in _lines(path, bad):
+def read_jsonl(path: Path, bad: BadLines) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in read_lines(path, bad):
         if not line.strip():
             continue
         try:
@@ -391,7 +390,7 @@ def _jsonl(path: Path, bad: BadLines) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, record
 
 
-def _code(value: Any, path: Path, number: int, column: str, bad: BadLines) -> str | None:
+def code_field(value: Any, path: Path, number: int, column: str, bad: BadLines) -> str | None:
     if value is None:
         bad.report(path, number, "missing code", f"no {column!r}")
         return None
@@ -404,7 +403,7 @@ def _code(value: Any, path: Path, number: int, column: str, bad: BadLines) -> st
     return value
 
 
-def _label(value: Any, path: Path, number: int, column: str, bad: BadLines, allowed: dict[str, Any] | None) -> str | None:
+def label_field(value: Any, path: Path, number: int, column: str, bad: BadLines, allowed: dict[str, Any] | None) -> str | None:
     text = label_text(value)
     if text is None:
         bad.report(path, number, "missing label", f"no {column!r}")
@@ -416,400 +415,6 @@ def _label(value: Any, path: Path, number: int, column: str, bad: BadLines, allo
     return text
 
 
-def _id(value: Any, path: Path, number: int) -> str:
+def id_field(value: Any, path: Path, number: int) -> str:
     text = label_text(value)
     return text if text is not None else f"{path.stem}:{number}"
-
-
-# --------------------------------------------------------------------------- devign
-
-
-DEVIGN_LABELS = ["clean", "vulnerable"]
-_BINARY = {"0": 0, "1": 1}
-
-
-def load_devign(path: str | Path | None, *, seed: int = 0, skip_bad: bool = False) -> Dataset:
-    """CodeXGLUE defect detection: JSONL of `func`, `target` (1 = vulnerable), `idx`.
-
-    A `substitutes` field (ALERT's candidates, a Python dict literal as a string) is parsed
-    with `ast.literal_eval` into meta["substitutes"]; `project` and `commit_id` are kept too.
-    """
-    files = split_files(_existing(path, "devign"), (".jsonl",), "devign")
-    bad = BadLines(skip_bad)
-    sources: dict[str, list[Record]] = {}
-    with_substitutes = 0
-    for split, file in files.items():
-        records = sources.setdefault(split, [])
-        for number, row in _jsonl(file, bad):
-            code = _code(row.get("func"), file, number, "func", bad)
-            if code is None:
-                continue
-            label = _label(row.get("target"), file, number, "target", bad, _BINARY)
-            if label is None:
-                continue
-            meta = {key: row[key] for key in ("project", "commit_id") if key in row}
-            if "substitutes" in row:
-                substitutes = parse_substitutes(row["substitutes"])
-                if substitutes is None:
-                    bad.report(file, number, "bad substitutes", "not a dict literal of name -> list of names")
-                    continue
-                meta["substitutes"] = substitutes
-                with_substitutes += 1
-            records.append(Record(_id(row.get("idx"), file, number), code, label, meta))
-    return assemble(
-        name="devign", task="defect", language="c", sources=sources, seed=seed, bad=bad,
-        label_names=DEVIGN_LABELS, label_index=_BINARY,
-        manifest={"format": "devign", "files": _source_manifest(files), "with_substitutes": with_substitutes},
-    )
-
-
-def parse_substitutes(value: Any) -> dict[str, list[str]] | None:
-    """ALERT's substitutes: a dict (or its Python-literal text) of name -> candidate names."""
-    if isinstance(value, str):
-        try:
-            value = ast.literal_eval(value)  # a literal only: never eval
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            return None
-    if not isinstance(value, dict):
-        return None
-    out: dict[str, list[str]] = {}
-    for name, candidates in value.items():
-        if not isinstance(name, str) or not isinstance(candidates, (list, tuple)):
-            return None
-        out[name] = [str(candidate) for candidate in candidates]
-    return out
-
-
-# --------------------------------------------------------------------------- bigclonebench
-
-
-BCB_LABELS = ["not-clone", "clone"]
-
-
-def load_bigclonebench(path: str | Path | None, *, seed: int = 0, skip_bad: bool = False) -> Dataset:
-    """BigCloneBench (CodeXGLUE): `data.jsonl` of {idx, func} and pair files `id1 id2 label`.
-
-    PATH is the directory (train.txt/valid.txt/test.txt next to data.jsonl) or one pair file.
-    An example's code is the pair (func1, func2); meta keeps id1 and id2.
-    """
-    root = _existing(path, "bigclonebench")
-    directory = root if root.is_dir() else root.parent
-    data_file = directory / "data.jsonl"
-    if not data_file.is_file():
-        raise UserError(f"{directory}: no data.jsonl (the functions, one {{idx, func}} object a line)")
-    bad = BadLines(skip_bad)
-    functions: dict[str, str] = {}
-    for number, row in _jsonl(data_file, bad):
-        code = _code(row.get("func"), data_file, number, "func", bad)
-        idx = label_text(row.get("idx"))
-        if code is None:
-            continue
-        if idx is None:
-            bad.report(data_file, number, "missing idx")
-            continue
-        functions[idx] = code
-    files = split_files(root, (".txt",), "bigclonebench") if root.is_dir() else {"all": root}
-    sources: dict[str, list[Record]] = {}
-    for split, file in files.items():
-        records = sources.setdefault(split, [])
-        for number, line in _lines(file, bad):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 3:
-                bad.report(file, number, "not a pair line", f"expected 'id1 id2 label', got {len(fields)} fields")
-                continue
-            id1, id2, raw = fields
-            label = _label(raw, file, number, "label", bad, _BINARY)
-            if label is None:
-                continue
-            missing = [i for i in (id1, id2) if i not in functions]
-            if missing:
-                bad.report(file, number, "unknown function id", f"{', '.join(missing)} not in data.jsonl")
-                continue
-            records.append(Record(f"{id1}-{id2}", (functions[id1], functions[id2]), label, {"id1": id1, "id2": id2}))
-    files_manifest = _source_manifest({"functions": data_file, **files})
-    return assemble(
-        name="bigclonebench", task="clone", language="java", sources=sources, seed=seed, bad=bad,
-        label_names=BCB_LABELS, label_index=_BINARY,
-        manifest={"format": "bigclonebench", "files": files_manifest, "functions": len(functions)},
-    )
-
-
-# --------------------------------------------------------------------------- gcj
-
-
-CODESPLIT = "<CODESPLIT>"
-
-
-def load_gcj(path: str | Path | None, *, seed: int = 0, skip_bad: bool = False) -> Dataset:
-    """GCJ authorship (ALERT's gcjpy): lines `CODE <CODESPLIT> LABEL`, newlines escaped as `\\n`.
-
-    PATH is the directory (train.txt, valid.txt, optional test.txt, optional classes.txt of
-    `label<TAB>author`) or one file (classes.txt beside it is used when present). Without a
-    test file, test is held out of train (see the module docstring).
-    """
-    from engine.datasets.gcj_text import decode_gcj_code
-
-    root = _existing(path, "gcj")
-    files = split_files(root, (".txt",), "gcj", ignore=("classes.txt",))
-    classes_file = (root if root.is_dir() else root.parent) / "classes.txt"
-    label_names: list[str] | None = None
-    label_index: dict[str, int] | None = None
-    if classes_file.is_file():
-        label_names, label_index = _read_classes(classes_file)
-    bad = BadLines(skip_bad)
-    sources: dict[str, list[Record]] = {}
-    for split, file in files.items():
-        if file.resolve() == classes_file.resolve():
-            continue
-        records = sources.setdefault(split, [])
-        for number, line in _lines(file, bad):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            escaped, sep, raw = line.rpartition(CODESPLIT)
-            if not sep:
-                bad.report(file, number, "no <CODESPLIT>", "expected 'CODE <CODESPLIT> LABEL'")
-                continue
-            label = _label(raw, file, number, "label", bad, label_index)
-            if label is None:
-                continue
-            code = decode_gcj_code(escaped.removesuffix(" "))
-            if not code.strip():
-                bad.report(file, number, "empty code")
-                continue
-            records.append(Record(f"{file.stem}:{number}", code, label, {"file": file.name, "line": number}))
-    files_manifest = _source_manifest(files)
-    if label_index is not None:
-        files_manifest["classes"] = {"path": str(classes_file.resolve()), "sha256": file_sha256(classes_file)}
-    return assemble(
-        name="gcj", task="authorship", language="python", sources=sources, seed=seed, bad=bad,
-        label_names=label_names, label_index=label_index,
-        manifest={"format": "gcj", "files": files_manifest},
-    )
-
-
-def _read_classes(path: Path) -> tuple[list[str], dict[str, int]]:
-    entries: list[tuple[str, str]] = []
-    for number, line in _lines(path):
-        if not line.strip():
-            continue
-        label, sep, author = line.rstrip("\r\n").partition("\t")
-        if not sep or not label.strip() or not author.strip():
-            raise UserError(f"{path}:{number}: expected 'label<TAB>author'")
-        entries.append((label.strip(), author.strip()))
-    labels = [label for label, _ in entries]
-    duplicates = sorted(label for label, n in Counter(labels).items() if n > 1)
-    if duplicates:
-        raise UserError(f"{path}: label {duplicates[0]!r} is listed twice")
-    order = label_order(set(labels))
-    authors = dict(entries)
-    return [authors[label] for label in order], {label: index for index, label in enumerate(order)}
-
-
-# --------------------------------------------------------------------------- poj104
-
-
-def load_poj104(path: str | Path | None, *, seed: int = 0, skip_bad: bool = False) -> Dataset:
-    """POJ-104 (CodeXGLUE): JSONL of `code`, `label` (the problem, "1".."104"), `index`.
-
-    CodeXGLUE splits POJ-104 by problem (for retrieval), so its test problems never occur in
-    train. For classification every split needs the same classes: when valid or test holds a
-    label absent from train, all files are pooled and re-split 80/10/10, stratified by label,
-    and the manifest says so.
-    """
-    files = split_files(_existing(path, "poj104"), (".jsonl",), "poj104")
-    bad = BadLines(skip_bad)
-    sources: dict[str, list[Record]] = {}
-    for split, file in files.items():
-        records = sources.setdefault(split, [])
-        for number, row in _jsonl(file, bad):
-            code = _code(row.get("code"), file, number, "code", bad)
-            if code is None:
-                continue
-            label = _label(row.get("label"), file, number, "label", bad, None)
-            if label is None:
-                continue
-            records.append(Record(_id(row.get("index"), file, number), code, label, {}))
-    manifest: dict[str, Any] = {"format": "poj104", "files": _source_manifest(files)}
-    train_labels = {record.label for record in sources.get("train", [])}
-    unseen = {
-        split: sorted({r.label for r in sources.get(split, [])} - train_labels, key=_int_or_text)
-        for split in ("valid", "test")
-    }
-    if train_labels and any(unseen.values()):
-        manifest["resplit"] = (
-            "valid/test hold labels absent from train ("
-            + "; ".join(f"{split}: {len(labels)}" for split, labels in unseen.items() if labels)
-            + "): all files pooled and split 80/10/10 by label"
-        )
-        sources = {"all": [record for split in SPLITS for record in sources.get(split, [])]}
-    return assemble(name="poj104", task="classification", language="c", sources=sources, seed=seed, bad=bad, manifest=manifest)
-
-
-def _int_or_text(label: str) -> tuple[int, int | str]:
-    return (0, int(label)) if re.fullmatch(r"-?\d+", label) else (1, label)
-
-
-# --------------------------------------------------------------------------- jsonl / csv
-
-
-COLUMN_KEYS = ("code", "label", "id", "code2")
-
-
-def parse_columns(columns: str | dict[str, str] | None) -> dict[str, str]:
-    """`code=func,label=target,id=idx[,code2=func2]` -> {"code": "func", ...}."""
-    if columns is None or columns == "":
-        raise UserError("--columns is required for jsonl/csv, e.g. --columns code=func,label=target,id=idx")
-    if isinstance(columns, str):
-        mapping: dict[str, str] = {}
-        for item in filter(None, (part.strip() for part in columns.split(","))):
-            key, sep, column = item.partition("=")
-            key, column = key.strip(), column.strip()
-            if not sep or not key or not column:
-                raise UserError(f"--columns: {item!r} is not of the form KEY=COLUMN")
-            if key in mapping:
-                raise UserError(f"--columns: {key!r} is given twice")
-            mapping[key] = column
-    else:
-        mapping = dict(columns)
-    unknown = sorted(set(mapping) - set(COLUMN_KEYS))
-    if unknown:
-        raise UserError(f"--columns: unknown key {unknown[0]!r}; keys are {', '.join(COLUMN_KEYS)}")
-    for key in ("code", "label"):
-        if key not in mapping:
-            raise UserError(f"--columns must map {key}=COLUMN (got {', '.join(mapping) or 'nothing'})")
-    return mapping
-
-
-def _generic_options(columns, language, task) -> tuple[dict[str, str], str, str]:
-    from engine.code import LANGUAGES
-
-    mapping = parse_columns(columns)
-    if not language:
-        raise UserError(f"--language is required for jsonl/csv ({'|'.join(LANGUAGES)})")
-    if language not in LANGUAGES:
-        raise UserError(f"unknown language {language!r}; choose one of {', '.join(LANGUAGES)}")
-    task = task or ("clone" if "code2" in mapping else "classification")
-    if task not in TASKS:
-        raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if (task == "clone") != ("code2" in mapping):
-        raise UserError("a clone task needs a pair: map both code= and code2= in --columns (and only clone uses code2)")
-    return mapping, language, task
-
-
-def _generic_record(row: dict, mapping: dict[str, str], file: Path, number: int, bad: BadLines) -> Record | None:
-    code = _code(row.get(mapping["code"]), file, number, mapping["code"], bad)
-    if code is None:
-        return None
-    if "code2" in mapping:
-        second = _code(row.get(mapping["code2"]), file, number, mapping["code2"], bad)
-        if second is None:
-            return None
-        code = (code, second)
-    label = _label(row.get(mapping["label"]), file, number, mapping["label"], bad, None)
-    if label is None:
-        return None
-    identifier = _id(row.get(mapping["id"]), file, number) if "id" in mapping else f"{file.stem}:{number}"
-    return Record(identifier, code, label, {})
-
-
-def load_jsonl(path, *, columns=None, language=None, task=None, seed: int = 0, skip_bad: bool = False) -> Dataset:
-    """Any JSONL file (or a directory of train/valid/test .jsonl) with a column mapping."""
-    mapping, language, task = _generic_options(columns, language, task)
-    files = split_files(_existing(path, "jsonl"), (".jsonl", ".json"), "jsonl")
-    bad = BadLines(skip_bad)
-    sources: dict[str, list[Record]] = {}
-    for split, file in files.items():
-        records = sources.setdefault(split, [])
-        for number, row in _jsonl(file, bad):
-            record = _generic_record(row, mapping, file, number, bad)
-            if record is not None:
-                records.append(record)
-    return assemble(
-        name=f"jsonl:{_stem(path)}", task=task, language=language, sources=sources, seed=seed, bad=bad,
-        manifest={"format": "jsonl", "columns": mapping, "files": _source_manifest(files)},
-    )
-
-
-def load_csv(path, *, columns=None, language=None, task=None, seed: int = 0, skip_bad: bool = False) -> Dataset:
-    """Any CSV file with a header row (or a directory of train/valid/test .csv), column mapping as for jsonl."""
-    mapping, language, task = _generic_options(columns, language, task)
-    files = split_files(_existing(path, "csv"), (".csv",), "csv")
-    csv.field_size_limit(1 << 30)  # programs are long fields
-    bad = BadLines(skip_bad)
-    sources: dict[str, list[Record]] = {}
-    for split, file in files.items():
-        records = sources.setdefault(split, [])
-        for number, row in _csv_rows(file, mapping, bad):
-            record = _generic_record(row, mapping, file, number, bad)
-            if record is not None:
-                records.append(record)
-    return assemble(
-        name=f"csv:{_stem(path)}", task=task, language=language, sources=sources, seed=seed, bad=bad,
-        manifest={"format": "csv", "columns": mapping, "files": _source_manifest(files)},
-    )
-
-
-def _csv_rows(file: Path, mapping: dict[str, str], bad: BadLines) -> Iterator[tuple[int, dict[str, str]]]:
-    try:
-        handle = open(file, encoding="utf-8-sig", newline="")
-    except OSError as err:
-        raise UserError(f"cannot read {file}: {err.strerror}") from None
-    with handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-        except (csv.Error, UnicodeDecodeError) as err:
-            raise UserError(f"{file}:1: cannot read the header row ({err})") from None
-        if not header:
-            raise UserError(f"{file}: empty file (a CSV needs a header row)")
-        header = [name.strip() for name in header]
-        missing = [column for column in mapping.values() if column not in header]
-        if missing:
-            raise UserError(f"{file}: no column {missing[0]!r}; its columns are {', '.join(header)}")
-        start = reader.line_num + 1
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as err:
-                bad.report(file, start, "malformed CSV", str(err))
-                start = reader.line_num + 1
-                continue
-            except UnicodeDecodeError as err:
-                raise UserError(f"{file}: not valid UTF-8 ({err.reason}); re-encode the file") from None
-            number, start = start, reader.line_num + 1
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            if len(row) != len(header):
-                bad.report(file, number, "wrong number of fields", f"{len(row)} for {len(header)} columns")
-                continue
-            yield number, dict(zip(header, row))
-
-
-def _stem(path: str | Path) -> str:
-    return Path(path).expanduser().resolve().name
-
-
-# --------------------------------------------------------------------------- the table
-
-
-@dataclass(frozen=True)
-class Format:
-    name: str
-    description: str
-    load: Callable[..., Dataset]
-    generic: bool = False  # takes --columns/--language/--task
-
-
-FORMATS: dict[str, Format] = {
-    "devign": Format("devign", "CodeXGLUE defect detection JSONL (func, target, idx[, substitutes]); C, defect", load_devign),
-    "bigclonebench": Format("bigclonebench", "data.jsonl {idx, func} + train/valid/test.txt pairs 'id1 id2 label'; Java, clone", load_bigclonebench),
-    "gcj": Format("gcj", "authorship lines 'CODE <CODESPLIT> LABEL' + classes.txt; Python, authorship", load_gcj),
-    "poj104": Format("poj104", "POJ-104 JSONL (code, label, index); C, classification", load_poj104),
-    "jsonl": Format("jsonl", "any JSONL with --columns code=..,label=..[,id=..,code2=..] --language --task", load_jsonl, True),
-    "csv": Format("csv", "any CSV with a header, options as for jsonl", load_csv, True),
-}

@@ -1,4 +1,8 @@
-"""Dataset names -> builders, the builtin cache, and the dataset options every command shares.
+"""Every dataset `engine` can load, the builtin cache, and the dataset options every command shares.
+
+`BUILTINS` and `FORMATS` are found in `engine/datasets/builtins/` and `engine/datasets/formats/`
+(each module declares its entries, `engine.datasets.spec`): the one list the options below, the
+study config, `engine data list` and the docs tables read.
 
 - `load_dataset(name_or_format, path=None, **options)`: the plain API;
 - `add_dataset_options(parser)` / `dataset_from_args(args)`: the same options on every command
@@ -19,57 +23,22 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.datasets import humaneval_defects, stdlib_attribution
+from engine.common.discovery import discover
 from engine.datasets.base import TASKS, Dataset
-from engine.datasets.loaders import DEFAULT_FRACTIONS, FORMATS, Record, assemble, file_sha256, split_records
+from engine.datasets.loaders import DEFAULT_FRACTIONS, Record, assemble, file_sha256, split_records
+from engine.datasets.spec import Builtin, Format
 from engine.errors import UserError
 
 CACHE_ENV = "CRT_CACHE_DIR"
 APP_DIR = "code-robustness-toolkit"
 
 
-@dataclass(frozen=True)
-class Builtin:
-    name: str
-    description: str
-    task: str
-    language: str
-    default_size: int
-    size_help: str
-    key: Callable[[int], dict[str, Any]]
-    build: Callable[..., tuple[list[Record], list[str], dict[str, Any]]]
-    unit: str  # what a progress step counts
-
-
-BUILTINS: dict[str, Builtin] = {
-    stdlib_attribution.NAME: Builtin(
-        name=stdlib_attribution.NAME,
-        description="functions of the running Python's stdlib labelled by package (10 classes, balanced); Python, authorship",
-        task="authorship",
-        language="python",
-        default_size=stdlib_attribution.DEFAULT_SIZE,
-        size_help="functions per class",
-        key=stdlib_attribution.cache_key,
-        build=stdlib_attribution.build_pool,
-        unit="file",
-    ),
-    humaneval_defects.NAME: Builtin(
-        name=humaneval_defects.NAME,
-        description="HumanEval solutions and AST mutants labelled correct/buggy by running the tests; Python, defect",
-        task="defect",
-        language="python",
-        default_size=humaneval_defects.DEFAULT_SIZE,
-        size_help="mutants per problem",
-        key=humaneval_defects.cache_key,
-        build=humaneval_defects.build_pool,
-        unit="test run",
-    ),
-}
+BUILTINS: dict[str, Builtin] = discover("engine.datasets.builtins", "BUILTINS")
+FORMATS: dict[str, Format] = discover("engine.datasets.formats", "FORMATS")
 
 
 # --------------------------------------------------------------------------- cache
@@ -299,9 +268,8 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(*seed_flags, dest="data_seed", type=int, default=0, metavar="N",
                        help="seed of any split the loader makes (default 0)")
     group.add_argument("--dataset-size", type=int, metavar="N",
-                       help="builtins: functions per class (stdlib-attribution, default "
-                       f"{stdlib_attribution.DEFAULT_SIZE}) or mutants per problem (humaneval-defects, "
-                       f"default {humaneval_defects.DEFAULT_SIZE})")
+                       help="builtins: " + "; ".join(f"{spec.size_help} ({name}, default {spec.default_size})"
+                                                     for name, spec in BUILTINS.items()))
 
 
 def dataset_from_args(args: argparse.Namespace) -> Dataset:

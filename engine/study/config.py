@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.attacks import registry
+from engine.common.reports import REPORT_FORMATS
+from engine.compress.methods import METHODS
 from engine.errors import UserError
 
 try:  # Python 3.11+
@@ -26,11 +29,6 @@ try:  # Python 3.11+
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-RECIPES = ("mhm", "mhm-ns", "alert", "wir-random", "coda", "random")
-# Recipes whose candidate names come from a masked LM (natural substitutes).
-NATURAL_RECIPES = frozenset({"alert", "mhm-ns"})
-METHODS = ("prune", "quantize", "distill")
-REPORT_FORMATS = ("latex", "html", "csv", "md")
 LABELS = "labels"  # the free-form [labels] section: variant name -> how the report names it
 MLM_PRETRAIN = "pretrain"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -90,7 +88,7 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
             help="default executor (--executor overrides): local, process or ray"),
         Key("jobs", "int|null", None, minimum=1, help="default --jobs: cells at once for the process and ray executors"),
         Key("include_original", "bool", True, help="also attack the uncompressed victim (the baseline of every comparison)"),
-        Key("report", "list[str]", ["latex", "html"], choices=REPORT_FORMATS,
+        Key("report", "list[str]", ["latex", "html"], choices=tuple(REPORT_FORMATS),
             help="formats of the final `analysis report`; [] for none"),
         Key("examples_per_cell", "int|null", None, minimum=1,
             help="attack a label-stratified sample of N of each attack cell's examples (the same N in every cell "
@@ -115,7 +113,7 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
     ), "train", "victims to fine-tune; other keys are `engine train` options (epochs, lr, max_length, …)"),
     Section("compressions", True, (
         Key("name", "str", None, help="label (default: the method)"),
-        Key("method", "str", choices=METHODS, help="compression method"),
+        Key("method", "str", choices=tuple(METHODS), help="compression method"),
     ), "compress", "compressed variants of every victim; other keys are `engine compress` options (ratio, target_mb, …)"),
     Section("mlm", False, (
         Key("source", "str", MLM_PRETRAIN,
@@ -131,7 +129,7 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("batch_size", "int|null", None, minimum=1, help="victim batch size (an engineering knob: not hashed)"),
     ), "attack", "defaults for every [[attacks]] entry; other keys are `engine attack` options"),
     Section("attacks", True, (
-        Key("recipe", "str", choices=RECIPES, help="attack recipe"),
+        Key("recipe", "str", choices=tuple(registry.RECIPES), help="attack recipe"),
         Key("name", "str", None, help="label (default: the recipe)"),
         Key("n", "int|null", None, minimum=1, help="examples attacked per cell (default: attack_defaults.n)"),
         Key("budget", "int|null", None, minimum=1, help="query budget per example (default: attack_defaults.budget)"),
@@ -193,7 +191,7 @@ class StudyConfig:
 
     def attack_needs_substitutes(self, attack: StageSpec) -> bool:
         wanted = attack.values["substitutes"]
-        return attack.values["recipe"] in NATURAL_RECIPES if wanted is None else bool(wanted)
+        return registry.recipe(attack.values["recipe"]).natural_substitutes if wanted is None else bool(wanted)
 
 
 # --------------------------------------------------------------------------- option sources
@@ -303,8 +301,7 @@ def _labels(path: Path, raw: Any, config: StudyConfig) -> dict[str, str]:
 
 
 def _dataset(reader: _Reader, where: str, values: dict[str, Any]) -> DatasetSpec:
-    from engine.datasets.loaders import FORMATS
-    from engine.datasets.registry import BUILTINS
+    from engine.datasets.registry import BUILTINS, FORMATS
 
     values.pop("__options__")
     builtin, loader = values["builtin"], values["loader"]

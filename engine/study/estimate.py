@@ -8,7 +8,7 @@ or the documented prior). Every cell gets two figures:
   cache hit — `min(n, test examples) × budget` queries, each a forward pass at `max_length`;
 - **expected**: per example, the queries a pilot measured for this recipe × task × model shape
   (`engine study --pilot N`, `pilot.PilotBook`), else the published figure for the recipe
-  (`priors.PRIORS`, capped by the budget); the forward passes those queries need (the pilot's
+  (`Recipe.prior` via `priors.expected_queries`, capped by the budget); the forward passes those queries need (the pilot's
   cache and splice hit rate, else none saved); the seconds per forward pass the pilot measured
   on real inputs on this machine, else the shape's measured or prior figure at `max_length`.
 
@@ -20,7 +20,8 @@ program; report 30 s. After a `--pilot-epochs E` pilot, its short train, distill
 cells price the real ones: their measured seconds scaled by the epochs.
 
 Dataset sizes come from the builtin's cached build, or, for files not read at planning time,
-from `FILE_SIZES` (the CodeXGLUE splits); anything else is assumed to hold 10,000 examples.
+from the format's published corpus (`Format.sizes`, `Format.labels`: the CodeXGLUE splits);
+anything else is assumed to hold 10,000 examples.
 """
 from __future__ import annotations
 
@@ -35,9 +36,6 @@ from engine.study.shapes import DEFAULT_MAX_LENGTH, ModelShape, Shape, base_shap
 from engine.study.throughput import Speed, SpeedBook
 
 # (train, test) examples and labels of the CodeXGLUE-style files the loaders read, when not counted.
-FILE_SIZES = {"devign": (21854, 2732), "bigclonebench": (901028, 415416), "gcj": (528, 132)}
-FILE_LABELS = {"devign": 2, "bigclonebench": 2, "gcj": 66}
-FILE_TASKS = {"devign": "defect", "bigclonebench": "clone", "gcj": "authorship", "poj104": "classification"}
 ASSUMED_SIZE = (10000, 1000)
 VARIABLES_PER_PROGRAM = 10
 REPORT_SECONDS = 30.0
@@ -227,7 +225,9 @@ class Estimator:
             from engine.datasets.registry import BUILTINS
 
             return BUILTINS[data["builtin"]].task
-        return data.get("task") or FILE_TASKS.get(data.get("loader"), "classification")
+        from engine.datasets.registry import FORMATS
+
+        return data.get("task") or FORMATS[data["loader"]].task or "classification"
 
 
 def _speed_figure(speed: Speed) -> Figure:
@@ -247,10 +247,12 @@ def _dataset_size(data: dict[str, Any], build: bool) -> tuple[int, int, int]:
     """(train, test, labels): counted from the builtin's (cached or new) build, else assumed."""
     from engine.datasets.loaders import DEFAULT_FRACTIONS
 
+    from engine.datasets.registry import BUILTINS, FORMATS
+
     if not data.get("builtin"):
-        train, test = FILE_SIZES.get(data.get("loader"), ASSUMED_SIZE)
-        return train, test, FILE_LABELS.get(data.get("loader"), 2)
-    from engine.datasets.registry import BUILTINS
+        spec = FORMATS[data["loader"]]
+        train, test = spec.sizes or ASSUMED_SIZE
+        return train, test, spec.labels or 2
 
     labels = 10
     if build:

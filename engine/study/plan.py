@@ -72,19 +72,11 @@ class Cell:
         return {"kind": self.kind, "name": self.name, "key": self.key, "directory": self.directory,
                 "deps": list(self.deps), "config": self.config, "settings": self.settings, "meta": self.meta}
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Cell:
-        return cls(data["kind"], data["name"], data["key"], data["config"], tuple(data["deps"]),
-                   data.get("settings", {}), data.get("meta", {}))
-
 
 @dataclass
 class Plan:
     study: str
     cells: dict[str, Cell]  # in dependency order
-
-    def dependents(self, name: str) -> list[str]:
-        return [cell.name for cell in self.cells.values() if name in cell.deps]
 
     def to_json(self) -> dict[str, Any]:
         return {"study": self.study, "cells": [cell.to_json() for cell in self.cells.values()]}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.study.estimate import Estimate, Estimator, format_seconds, wall_time
 from engine.study.plan import KINDS, Plan, cell_state
-from engine.study.priors import PRIORS
+from engine.study.priors import priors as recipe_priors
 from engine.study.throughput import load_average
 
 WORKERS = (1, 2, 4, 8, 16)
@@ -111,7 +111,7 @@ def _origins(estimator: Estimator, estimates: dict[str, Estimate]) -> list[str]:
         lines.append(f"  queries per example: {len(pilots)} of {len(attacks)} attack cells from pilots"
                      + ("" if pilots else " (none: `--pilot N` measures them)")
                      + (f", {sum(priors.values())} from published priors, capped by the budget:" if priors else ""))
-        for recipe, prior in PRIORS.items():
+        for recipe, prior in recipe_priors().items():
             if prior.source in priors:
                 lines.append(f"    {recipe}: {_number(prior.queries)} — {prior.source}")
         measured_passes = sum(e.per_example["seconds_per_pass"].origin == "pilot" for e in attacks)

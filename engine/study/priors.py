@@ -1,39 +1,27 @@
-"""Expected victim queries per example before any pilot: published figures, cited.
+"""Expected victim queries per example before any pilot: each recipe's published figure, cited.
 
-Each prior is the mean number of queries an attacked example needs with the recipe's published
-budget; a cell expects `min(prior, budget)` (an example can never spend more than its budget).
-Only ALERT has a published mean over a whole test set; the others are one published example or
-the recipe's query formula with an assumed program size. `engine study --pilot N` replaces all
-of them with measured means. Sources and derivations: docs/study.md, "Expected cost".
+Each prior (`Recipe.prior`, declared beside the recipe in `engine/attacks/recipes/`) is the
+mean number of queries an attacked example needs with the recipe's published budget; a cell
+expects `min(prior, budget)` (an example can never spend more than its budget). Only ALERT has a
+published mean over a whole test set; the others are one published example or the recipe's
+query formula with an assumed program size; a recipe without one expects its whole budget.
+`engine study --pilot N` replaces all of them with measured means. Sources and derivations:
+docs/study.md, "Expected cost".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-ASSUMED_VARIABLES = 10  # renameable variables per program, where a formula needs it
-ASSUMED_OCCURRENCES = 4  # occurrences per variable
+from engine.attacks.recipe import QueryPrior
 
 
-@dataclass(frozen=True)
-class QueryPrior:
-    queries: float  # per attacked example
-    source: str  # short citation, shown in the plan
+def priors() -> dict[str, QueryPrior]:
+    """Recipe name -> its prior, for every registered recipe."""
+    from engine.attacks.registry import RECIPES
 
-
-PRIORS: dict[str, QueryPrior] = {
-    "alert": QueryPrior(4009, "Du et al. FSE'23 re-run of ALERT, CodeBERT on GCJ: 4,009 queries per example "
-                              "over 3,842 examples (1,257 on successes)"),
-    "mhm-ns": QueryPrior(713, "ALERT's README: MHM-NS on one Devign example, 713 queries (ALERT 148 on it)"),
-    "mhm": QueryPrior(713, "no published mean for MHM; MHM-NS's 713 on one Devign example (ALERT's README)"),
-    "wir-random": QueryPrior(1 + ASSUMED_VARIABLES * ASSUMED_OCCURRENCES + 30 * ASSUMED_VARIABLES,
-                             "WIR-Random's query formula 1 + Σocc + 30·V (Du et al.), V = 10 variables of 4 "
-                             "occurrences assumed"),
-    "coda": QueryPrior(1 + 64 + 64 * ASSUMED_VARIABLES,
-                       "CODA's fixed query count 1 + 64 + 64·(V+F) (Tian et al. ASE'23), V+F = 10 assumed"),
-    "random": QueryPrior(float("inf"), "no published figure: the whole budget"),
-}
+    return {name: spec.prior for name, spec in RECIPES.items()}
 
 
 def expected_queries(recipe: str, budget: int) -> tuple[float, QueryPrior]:
-    prior = PRIORS.get(recipe, PRIORS["random"])
+    from engine.attacks.registry import recipe as find
+
+    prior = find(recipe).prior
     return min(float(budget), prior.queries), prior

@@ -31,10 +31,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.common.int8 import QUANTIZED_WEIGHTS  # a constant: importing it loads no torch
+
 DEFAULT_MAX_LENGTH = 256  # engine train's and pretrain-mlm's default input length
-# engine.compress.quantize.QUANTIZED_WEIGHTS (a test checks they agree): importing that module
-# imports torch, which a plan read from the cache does not otherwise need.
-QUANTIZED_WEIGHTS = "quantized.safetensors"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # a cached hub model needs one of them to run
 
 

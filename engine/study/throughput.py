@@ -274,7 +274,7 @@ def measure(shape: Shape, length: int, batch: int, device: str, *, int8: bool = 
     try:
         model = build_shape_model(timed, length)
         if int8:
-            from engine.compress.quantize import quantize_int8
+            from engine.common.int8 import quantize_int8
 
             model = quantize_int8(model)
             device = "cpu"  # dynamically quantized layers run on the CPU only

@@ -6,18 +6,20 @@ and kept in the run's extras as `reference_queries`):
 - **References**: the train-split programs the victim classifies correctly (at most
   `reference_limit`, drawn by seed), with their renameable identifiers and their rewrite
   style (`engine.code.rewrites.style_counts`);
-- **Embeddings**: one pooled vector per reference (mean of the victim encoder's last hidden
-  states over the program with its renameable identifiers replaced by the unknown token, as
-  CODA did with CodeBERT), computed in batches and stored as one float16 `.npy` matrix plus an
-  id index in the cache (`<cache>/coda/<key>/`), never one file per program. Victims without
-  an encoder (test stand-ins) get a hashed bag-of-tokens vector instead.
+- **Embeddings**: one pooled vector per reference (`Victim.embed`: the mean of the victim
+  encoder's last hidden states over the program with its renameable identifiers replaced by
+  the placeholder of `importance.placeholder_for`, the unknown token, as CODA did with
+  CodeBERT), batched and counted by the victim, and stored as one float16 `.npy` matrix plus an
+  id index in the cache (`<cache>/coda/<key>/`), never one file per program. The victim must
+  have an encoder (`embed`); there is no fallback.
 
 Per example:
 
 1. **Reference pool**: for each other label, in descending order of the example's predicted
    probability, its references in an order drawn from the example's RNG that have at least as
    many variables as the target, up to `references`; the `top_references` most similar by
-   cosine (`kernels.cosine_topk`) are kept.
+   cosine (`kernels.cosine_topk`) to the target's embedding (`ctx.embed`: one query, charged
+   to the example's budget) are kept.
 2. **Structure rewrites** (`structure_variants` programs): each rewritable site of the target is
    rewritten with the probability that the kept references use the target form (CODA's rule,
    `rewrites.style_probabilities`), on the syntax tree; variants that re-parse with new errors
@@ -31,13 +33,13 @@ Per example:
    when another variable already took it; CODA skipped the variable), and every intermediate
    program is a candidate: all in ONE batch.
 
-The budget is CODA's fixed `1 + structure_variants + rename_ranks × |V|` at most, cut by `--budget`.
+An example costs at most CODA's fixed `1 + structure_variants + rename_ranks × |V|` plus the one
+embedding query of the target, all counted and bounded by `--budget`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 import time
 from collections import Counter
@@ -48,13 +50,13 @@ from pathlib import Path
 import numpy as np
 
 from engine.attacks.base import AttackContext, AttackEnvironment, Candidate, Outcome, lowest, strongest_flip
-from engine.attacks.registry import positive
+from engine.attacks.importance import placeholder_for
+from engine.attacks.recipe import ASSUMED_VARIABLES, QueryPrior, Recipe, positive
 from engine.code import CodeInputError, Renamer, extract
 from engine.code.rewrites import apply_sampled, check_rewrite, style_counts, style_probabilities
 from engine.splice import EditedCode
 
 HASH_DIMS = 256
-_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
 
 
 @dataclass
@@ -82,43 +84,8 @@ class References:
     variables: list[list[str]]
     styles: list[dict[str, int]]
     embeddings: np.ndarray  # float16, references × dims
-    queries: int = 0  # victim queries spent finding correctly classified programs
+    queries: int = 0  # victim queries spent classifying and embedding the train programs
     from_cache: bool = False
-
-
-def hashed_bag(texts: Sequence[str], dims: int = HASH_DIMS) -> np.ndarray:
-    """A bag-of-tokens vector per text, hashed into `dims` buckets (stable across processes)."""
-    out = np.zeros((len(texts), dims), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for token in _TOKEN.findall(text):
-            bucket = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=4).digest(), "little") % dims
-            out[row, bucket] += 1.0
-    return out
-
-
-def pooled_embeddings(victim, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-    """Mean last-hidden-state vectors from the victim's encoder, or hashed bags for stand-in victims."""
-    model, tokenizer = getattr(victim, "model", None), getattr(victim, "tokenizer", None)
-    if model is None or tokenizer is None or not hasattr(victim, "encode"):
-        return hashed_bag(texts)
-    import torch
-
-    from engine.victim import pad_batch
-
-    encoded = victim.encode(list(texts))
-    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]["input_ids"]))
-    result: list[np.ndarray | None] = [None] * len(texts)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            tensors = pad_batch(tokenizer, [encoded[i] for i in chunk], None, victim.device)
-            hidden = model(**tensors, output_hidden_states=True).hidden_states[-1].float()
-            mask = tensors["attention_mask"].unsqueeze(-1).float()
-            pooled = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
-            for row, i in enumerate(chunk):
-                result[i] = pooled[row]
-    vectors = np.stack(result) if result else np.zeros((0, 1), dtype=np.float32)
-    return vectors.astype(np.float32)
 
 
 def _masked_text(code: str, language: str, placeholder: str) -> tuple[str, list[str]]:
@@ -127,11 +94,6 @@ def _masked_text(code: str, language: str, placeholder: str) -> tuple[str, list[
     except CodeInputError:
         return code, []
     return Renamer(extraction).apply({name: placeholder for name in extraction.identifiers}), list(extraction.identifiers)
-
-
-def _placeholder(victim) -> str:
-    tokenizer = getattr(victim, "tokenizer", None)
-    return str(getattr(tokenizer, "unk_token", None) or "_")
 
 
 def build_references(env: AttackEnvironment, params: CODAParams, cache_dir: Path | None = None) -> References:
@@ -144,16 +106,15 @@ def build_references(env: AttackEnvironment, params: CODAParams, cache_dir: Path
     fingerprint = ((getattr(victim, "manifest", None) or {}).get("fingerprint"))
     key = None
     if cache_dir is not None and fingerprint:
-        key = hashlib.sha256(json.dumps([fingerprint, dataset.fingerprint, [e.id for e in train], 1]).encode()).hexdigest()[:16]
+        key = hashlib.sha256(json.dumps([fingerprint, dataset.fingerprint, [e.id for e in train], 2]).encode()).hexdigest()[:16]
         cached = _read_cache(cache_dir / key)
         if cached is not None:
             return cached
     started = time.perf_counter()
     before = victim.counters().queries
     probs = victim.predict_proba([e.code for e in train]) if train else np.zeros((0, 2))
-    queries = victim.counters().queries - before
     kept = [e for e, row in zip(train, probs) if int(np.argmax(row)) == e.label]
-    placeholder = _placeholder(victim)
+    placeholder = placeholder_for(victim)
     masked, variables, styles = [], [], []
     for example in kept:
         text, names = _masked_text(example.code, example.language, placeholder)
@@ -163,11 +124,12 @@ def build_references(env: AttackEnvironment, params: CODAParams, cache_dir: Path
             styles.append(style_counts(example.code, example.language))
         except CodeInputError:
             styles.append({})
-    embeddings = pooled_embeddings(victim, masked).astype(np.float16)
+    embeddings = victim.embed(masked).astype(np.float16)
+    queries = victim.counters().queries - before
     references = References([str(e.id) for e in kept], np.array([e.label for e in kept], dtype=np.int64), variables,
                             styles, embeddings, queries)
     print(f"coda: {len(kept)} of {len(train)} train programs are correctly classified references "
-          f"({queries} victim queries, {time.perf_counter() - started:.1f} s)", file=sys.stderr)
+          f"({queries} victim queries, embeddings included; {time.perf_counter() - started:.1f} s)", file=sys.stderr)
     if key is not None:
         _write_cache(cache_dir / key, references)
     return references
@@ -268,8 +230,8 @@ class CODA:
                 break
         if not pool:
             return [], []
-        placeholder = _placeholder(ctx.victim)
-        target = pooled_embeddings(ctx.victim, [ctx.renamer.apply({v: placeholder for v in ctx.variables})])[0]
+        placeholder = placeholder_for(ctx.victim)
+        target = ctx.embed([ctx.renamer.apply({v: placeholder for v in ctx.variables})])[0]
         top, _ = cosine_topk(self._unit[pool], target, p.top_references)
         return pool, [pool[int(i)] for i in top]
 
@@ -323,3 +285,12 @@ def build_coda(params: CODAParams, env: AttackEnvironment) -> CODA:
     from engine.datasets.registry import cache_root
 
     return CODA(params, build_references(env, params, cache_root() / "coda"))
+
+
+RECIPES = (
+    Recipe("coda", "reference programs: structure rewrites, then renames to their names (Tian et al. ASE 2023)",
+           CODAParams, build_coda, "coda",
+           prior=QueryPrior(2 + 64 + 64 * ASSUMED_VARIABLES,
+                            "CODA's fixed query count 1 + 64 + 64·(V+F) (Tian et al. ASE'23) plus our one embedding "
+                            "pass of the target, V+F = 10 assumed")),
+)

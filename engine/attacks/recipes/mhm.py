@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from engine.attacks.base import (AttackContext, AttackEnvironment, Outcome, SubstituteSource, lowest,
                                  strongest_flip, try_names)
-from engine.attacks.registry import positive
+from engine.attacks.recipe import QueryPrior, Recipe, positive
 from engine.errors import UserError
 
 EPSILON = 1e-7
@@ -100,3 +100,13 @@ def build_mhm(params: MHMParams, env: AttackEnvironment) -> MHM:
 
 def build_mhm_ns(params: MHMParams, env: AttackEnvironment) -> MHM:
     return MHM(params, env.natural_substitutes(), "mhm-ns")
+
+
+RECIPES = (
+    Recipe("mhm", "Metropolis-Hastings over renames, random identifier-like names (Zhang et al. AAAI 2020)",
+           MHMParams, build_mhm, "mhm",
+           prior=QueryPrior(713, "no published mean for MHM; MHM-NS's 713 on one Devign example (ALERT's README)")),
+    Recipe("mhm-ns", "MHM with natural (masked-LM or precomputed) substitutes (ALERT's MHM-NS)",
+           MHMParams, build_mhm_ns, "mhm", natural_substitutes=True,
+           prior=QueryPrior(713, "ALERT's README: MHM-NS on one Devign example, 713 queries (ALERT 148 on it)")),
+)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.datasets.loaders import Record
+from engine.datasets.spec import Builtin
 
 NAME = "stdlib-attribution"
 VERSION = 1  # bump when the pool changes for the same Python and size
@@ -179,3 +180,10 @@ def build_pool(size: int = DEFAULT_SIZE, progress=None) -> tuple[list[Record], l
         "filters": {"lines": [MIN_LINES, MAX_LINES], **dict(sorted(stats.items()))},
     }
     return records, classes, manifest
+
+
+BUILTINS = (
+    Builtin(NAME, "functions of the running Python's stdlib labelled by package (10 classes, balanced); Python, authorship",
+            task="authorship", language="python", default_size=DEFAULT_SIZE, size_help="functions per class", key=cache_key,
+            build=build_pool, unit="file"),
+)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from engine.attacks.base import AttackContext, AttackEnvironment, Outcome, SubstituteSource
 from engine.attacks.greedy import greedy_pass
 from engine.attacks.importance import MODES, rank_variables
-from engine.attacks.registry import positive
+from engine.attacks.recipe import ASSUMED_OCCURRENCES, ASSUMED_VARIABLES, QueryPrior, Recipe, positive
 
 
 @dataclass
@@ -43,3 +43,12 @@ class WIRRandom:
 
 def build_wir_random(params: WIRRandomParams, env: AttackEnvironment) -> WIRRandom:
     return WIRRandom(params, env.name_pool())
+
+
+RECIPES = (
+    Recipe("wir-random", "importance ranking + random identifier-like names, greedy (Zeng et al. ISSTA 2022)",
+           WIRRandomParams, build_wir_random, "wir",
+           prior=QueryPrior(1 + ASSUMED_VARIABLES * ASSUMED_OCCURRENCES + 30 * ASSUMED_VARIABLES,
+                            "WIR-Random's query formula 1 + Σocc + 30·V (Du et al.), V = 10 variables of 4 "
+                            "occurrences assumed")),
+)

@@ -37,7 +37,7 @@ import numpy as np
 from engine.attacks.base import (AttackContext, AttackEnvironment, Evaluated, Outcome, SubstituteSource, lowest,
                                  strongest_flip, try_names)
 from engine.attacks.importance import MODES, rank_variables
-from engine.attacks.registry import positive
+from engine.attacks.recipe import QueryPrior, Recipe, positive
 from engine.errors import UserError
 
 SELECTIONS = ("uniform", "tournament", "roulette")
@@ -230,3 +230,11 @@ def build_alert(params: ALERTParams, env: AttackEnvironment) -> ALERT:
     if env.natural_substitutes is None:
         raise UserError("alert needs natural substitutes: pass --substitutes DIR|dataset or --mlm DIR")
     return ALERT(params, env.natural_substitutes())
+
+
+RECIPES = (
+    Recipe("alert", "natural substitutes, importance-ordered greedy, then a genetic algorithm (Yang et al. ICSE 2022)",
+           ALERTParams, build_alert, "alert", natural_substitutes=True,
+           prior=QueryPrior(4009, "Du et al. FSE'23 re-run of ALERT, CodeBERT on GCJ: 4,009 queries per example "
+                                  "over 3,842 examples (1,257 on successes)")),
+)

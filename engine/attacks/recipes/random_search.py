@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine.attacks.base import AttackContext, AttackEnvironment, Outcome, SubstituteSource, strongest_flip, try_names
-from engine.attacks.registry import positive
+from engine.attacks.recipe import Recipe, positive
 
 
 @dataclass
@@ -53,3 +53,9 @@ class RandomSearch:
 
 def build_random(params: RandomParams, env: AttackEnvironment) -> RandomSearch:
     return RandomSearch(params, env.name_pool())
+
+
+RECIPES = (
+    Recipe("random", "random valid renames of random variables within the same budget (baseline)",
+           RandomParams, build_random, "random"),
+)

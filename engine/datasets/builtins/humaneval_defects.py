@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.datasets.loaders import Record
+from engine.datasets.spec import Builtin
 from engine.datasets.sandbox import TIMEOUT, Limits, isolation, run_many
 from engine.errors import UserError
 
@@ -291,3 +292,10 @@ def build_pool(
         "test_run_seconds": round(sum(r.wall_s for r in results), 2),
     }
     return records, list(LABEL_NAMES), manifest
+
+
+BUILTINS = (
+    Builtin(NAME, "HumanEval solutions and AST mutants labelled correct/buggy by running the tests; Python, defect",
+            task="defect", language="python", default_size=DEFAULT_SIZE, size_help="mutants per problem", key=cache_key,
+            build=build_pool, unit="test run"),
+)

@@ -9,7 +9,12 @@ from __future__ import annotations
 # torch is imported inside the functions: the CLI imports this module to build its parser,
 # and `engine --help` or `engine identifiers` should not pay torch's start-up time.
 
+from typing import TYPE_CHECKING
+
 from engine.errors import UserError
+
+if TYPE_CHECKING:  # annotations only
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("fp32", "bf16", "fp16")

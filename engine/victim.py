@@ -578,7 +578,12 @@ def _trim(cache: OrderedDict, size: int) -> None:
 
 def pad_batch(tokenizer, encoded: Sequence[dict[str, list[int]]], width: int | None = None,
               device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Stack encodings into tensors padded to `width` (None: the longest in the batch), on the tokenizer's side."""
+    """Stack encodings into tensors padded to `width` (None: the longest in the batch), on the tokenizer's side.
+
+    Hand-written rather than `tokenizer.pad`: the library pads Python lists item by item and took
+    20 ms per batch of 64 programs of up to 400 tokens where this takes 1.7 ms (measured side by
+    side), which is as long as a small victim's forward pass. tests/test_victim.py checks that both
+    give the same tensors, right- and left-padded."""
     width = width or max(len(e["input_ids"]) for e in encoded)
     pad_values = {"input_ids": tokenizer.pad_token_id, "attention_mask": 0,
                   "token_type_ids": getattr(tokenizer, "pad_token_type_id", 0) or 0}

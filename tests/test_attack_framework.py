@@ -13,7 +13,7 @@ from engine.attacks.importance import rank_variables
 from engine.attacks.recipes.mhm import MHM, MHMParams, accept, acceptance_ratio
 from engine.attacks.runner import token_edit_distance
 from engine.attacks.sources import PrecomputedSubstitutes, RandomNamePool, composed_names
-from engine.attacks.validity import ValidityChecker, c_compiles, java_compiles
+from engine.attacks.validity import ValidityChecker, java_compiles
 from engine.code import check_rename, extract
 from engine.datasets.base import Example
 

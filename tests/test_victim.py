@@ -311,3 +311,22 @@ def test_embed_is_the_encoders_mean_hidden_state_counted_and_cached(model3, toke
     assert (victim.counters() - counted).queries == 2 and (victim.counters() - counted).forward_passes == 0
     half = Victim(tiny_model(tokenizer, 3), tokenizer, max_length=MAX_LENGTH, device="cpu", dtype="bf16").embed(codes[:2])
     np.testing.assert_allclose(half, vectors[:2], atol=0.1)  # computed in the victim's dtype, returned as float32
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("width", [None, MAX_LENGTH])
+def test_pad_batch_equals_the_tokenizers_own_padding(tokenizer, side, width):
+    """The hand-written padder (kept for speed, see its docstring) must give what `tokenizer.pad` gives."""
+    from engine.victim import pad_batch
+
+    encoded = [dict(tokenizer(code, truncation=True, max_length=MAX_LENGTH)) for code in CORPUS]
+    tokenizer.padding_side = side
+    try:
+        expected = tokenizer.pad(encoded, padding="max_length" if width else "longest", max_length=width,
+                                 return_tensors="pt")
+        padded = pad_batch(tokenizer, encoded, width)
+    finally:
+        tokenizer.padding_side = "right"
+    assert set(padded) == set(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(padded[name], tensor), name

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from engine.attacks.sources import PrecomputedSubstitutes
-from engine.code import CodeInputError, Extraction, Renamer, extract, validate
+from engine.code import CodeInputError, Renamer, extract, validate
 from engine.errors import UserError
 
 FORMAT_VERSION = 1

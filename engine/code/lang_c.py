@@ -26,8 +26,6 @@ excluded here (the generic check only looks inside the variable's own scope).
 """
 from __future__ import annotations
 
-import re
-
 from tree_sitter import Node
 
 from engine.code.model import Binding

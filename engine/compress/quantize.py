@@ -22,10 +22,6 @@ from engine.common.int8 import dynamic_linear, save_weights
 from engine.errors import UserError
 from engine.models import quiet_transformers
 
-# Transitional re-export for branches written before `engine.common.int8` (i17's robust.py);
-# new code imports them from `engine.common.int8`. Remove once they are merged and updated.
-from engine.common.int8 import is_quantized, quantize_int8  # noqa: E402,F401  isort: skip
-
 CAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from engine.common.errors import UserError
@@ -136,7 +137,7 @@ def variant_table(logs: Logs, labels: dict[str, str] | None = None) -> pl.DataFr
     records = logs.records
     seen = records.group_by(VARIANT_KEY, maintain_order=True).agg(
         pl.col("language").first(), pl.col("run").unique().alias("runs"))
-    rows = []
+    rows, parent_timing = [], []
     for row in seen.iter_rows(named=True):
         manifest = next((logs.manifests[r] for r in sorted(row["runs"]) if r in logs.manifests
                          and _get(logs.manifests[r], "model", "name") in (None, row["model"])), None)
@@ -160,9 +161,28 @@ def variant_table(logs: Logs, labels: dict[str, str] | None = None) -> pl.DataFr
             entry[name] = _number(_get(metrics, name))
         entry["clean_source"] = "manifest" if entry["accuracy"] is not None else None
         rows.append(entry)
+        parent_timing.append(_get(model, "measurement", "parent"))
+    _fill_original_timing(rows, parent_timing)
     table = pl.DataFrame(rows, infer_schema_length=None)
     table = _fill_clean_from_records(table, records)
     return _match_originals(table, labels or {}, logs.warnings)
+
+
+def _fill_original_timing(rows: list[dict[str, Any]], parent_timing: list[Any]) -> None:
+    """An original's latency and throughput, when its own manifest has none (training does not time
+    the model), from its compressed variants' manifests: each measured its parent side by side with
+    itself (`measurement.parent`, with the parent's fingerprint). Several variants: the median."""
+    timed: dict[str, dict[str, list[float]]] = {}
+    for measured in parent_timing:
+        fingerprint = _get(measured, "fingerprint")
+        for name in ("latency_ms_batch1", "throughput_per_s"):
+            value = _number(_get(measured, name))
+            if fingerprint and value is not None:
+                timed.setdefault(fingerprint, {}).setdefault(name, []).append(value)
+    for row in rows:
+        for name, values in timed.get(row["fingerprint"], {}).items() if row["is_original"] else ():
+            if row[name] is None:
+                row[name] = float(np.median(values))
 
 
 def _fill_clean_from_records(table: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:

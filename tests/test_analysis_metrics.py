@@ -142,6 +142,30 @@ def test_parent_fingerprint_wins_over_names(tmp_path):
     assert row["label"] == "Pruned 50 %" and row["configuration"] == "prune sparsity=0.5"
 
 
+def test_an_originals_latency_comes_from_its_variants_side_by_side_measurement(tmp_path):
+    """Training does not time the original; each compression measured it beside the variant."""
+    def manifest(name, method, fingerprint, parent=None, parent_latency=None, latency=None):
+        model = {"name": name, "fingerprint": fingerprint, "compression": {"method": method, "parent": parent},
+                 "latency_ms_batch1": latency}
+        if parent_latency is not None:
+            model["measurement"] = {"parent": {"fingerprint": parent, "latency_ms_batch1": parent_latency,
+                                               "throughput_per_s": 1000 / parent_latency}}
+        return {"model": model}
+    write_run(tmp_path / "a", [dict(r, model="alpha") for r in HAND], manifest("alpha", "none", "fa"))
+    write_run(tmp_path / "b", [dict(r, model="beta") for r in HAND], manifest("beta", "none", "fb", latency=9.0))
+    write_run(tmp_path / "p", [dict(r, model="alpha-p", compression="prune") for r in HAND],
+              manifest("alpha-p", "prune", "fp", parent="fa", parent_latency=4.0, latency=3.0))
+    write_run(tmp_path / "q", [dict(r, model="alpha-q", compression="quantize") for r in HAND],
+              manifest("alpha-q", "quantize", "fq", parent="fa", parent_latency=6.0, latency=2.0))
+    write_run(tmp_path / "r", [dict(r, model="beta-q", compression="quantize") for r in HAND],
+              manifest("beta-q", "quantize", "fr", parent="fb", parent_latency=5.0, latency=2.0))
+    by_model = {r["model"]: r for r in variant_table(load_logs([tmp_path])).iter_rows(named=True)}
+    assert by_model["alpha"]["latency_ms_batch1"] == pytest.approx(5.0)  # median of 4 and 6
+    assert by_model["alpha"]["throughput_per_s"] == pytest.approx((250 + 1000 / 6) / 2)
+    assert by_model["beta"]["latency_ms_batch1"] == pytest.approx(9.0)  # its own figure is kept
+    assert by_model["alpha-p"]["latency_ms_batch1"] == pytest.approx(3.0)  # variants keep their own
+
+
 def test_partial_manifest_shows_na_and_falls_back_to_records(tmp_path):
     write_run(tmp_path / "run", HAND, manifest={"schema_version": 1, "model": {"name": "m", "size_mb": 12.5}})
     variants = variant_table(load_logs([tmp_path]))

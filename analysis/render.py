@@ -466,6 +466,25 @@ def _marked(line: str, pattern: re.Pattern | None) -> list[dict]:
     return segments
 
 
+_WORDS = re.compile(r"[\w$]+|[^\w$]+")
+
+
+def _renamed_tokens(left: str, right: str, renames: dict[str, str]) -> tuple[list[dict], list[dict]] | None:
+    """Mark only the identifiers the rename changed: a rename replaces whole words, so the two
+    lines split into the same number of word/non-word runs, and a run is marked where the left
+    one is a renamed name and the right one its replacement. The same name inside a comment or a
+    string is left as it is, so it is not marked. None when the lines do not align that way (the
+    caller then marks every occurrence of the names)."""
+    a, b = _WORDS.findall(left), _WORDS.findall(right)
+    if len(a) != len(b):
+        return None
+    pairs = [(x, y, x != y and renames.get(x) == y) for x, y in zip(a, b)]
+    if any(x != y and not changed for x, y, changed in pairs):
+        return None
+    return ([{"text": x, "changed": changed} for x, _, changed in pairs],
+            [{"text": y, "changed": changed} for _, y, changed in pairs])
+
+
 def side_by_side(original: str, adversarial: str, renames: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Aligned line pairs of two programs. With a rename map, the renamed identifiers are marked
     (old names on the left, new names on the right); without one, the changed characters."""
@@ -478,7 +497,7 @@ def side_by_side(original: str, adversarial: str, renames: dict[str, str] | None
             left = a[i1 + k] if i1 + k < i2 else ""
             right = b[j1 + k] if j1 + k < j2 else ""
             if renames:
-                segs = (_marked(left, old), _marked(right, new))
+                segs = _renamed_tokens(left, right, renames) or (_marked(left, old), _marked(right, new))
             elif tag == "equal":
                 segs = ([{"text": left, "changed": False}], [{"text": right, "changed": False}])
             else:

@@ -169,3 +169,18 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", "--logs", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "not a directory" in capsys.readouterr().err
     assert main(["report", "--logs", str(tmp_path), "--out", str(tmp_path / "o"), "--format", "pdf"]) == 2
+
+
+def test_gallery_marks_renamed_identifiers_but_not_the_same_word_in_comments_or_strings():
+    from analysis.render import side_by_side
+
+    original = "int f(int count) {\n    /* count items */\n    puts(\"count\"); return count + 1; // count\n}\n"
+    adversarial = "int f(int total) {\n    /* count items */\n    puts(\"count\"); return total + 1; // count\n}\n"
+    lines = side_by_side(original, adversarial, {"count": "total"})
+    marked = [([s["text"] for s in line["left"] if s["changed"]], [s["text"] for s in line["right"] if s["changed"]])
+              for line in lines]
+    assert marked == [(["count"], ["total"]), ([], []), (["count"], ["total"]), ([], [])]
+    # Lines that do not align word for word (reformatted) still mark every occurrence of the names.
+    lines = side_by_side("x = count\n", "x  =  total  # reformatted\n", {"count": "total"})
+    assert [s["text"] for s in lines[0]["left"] if s["changed"]] == ["count"]
+    assert "".join(s["text"] for s in lines[0]["right"]) == "x  =  total  # reformatted"

@@ -109,8 +109,11 @@ C_SCOPE_BLIND = frozenset(
     va_copy stdin stdout stderr FILE size_t ssize_t ptrdiff_t intptr_t uintptr_t wchar_t
     int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t off_t time_t clock_t
     __func__ __FILE__ __LINE__ __DATE__ __TIME__ __STDC__ __STDC_VERSION__ __cplusplus
+    TRUE FALSE
     """.split()
 )
+# `TRUE`/`FALSE` are macros of many C code bases, and tree-sitter-c reads them as the literals
+# `true`/`false`: a variable renamed to them would change the parse.
 
 SCOPE_BLIND = {
     "c": C_SCOPE_BLIND,

@@ -54,6 +54,7 @@ _NAME_LEAVES = {
 }
 _C_TAGGED = frozenset({"struct_specifier", "union_specifier", "enum_specifier"})
 _C_BLOCKS = frozenset({"compound_statement", "for_statement", "function_definition", "translation_unit"})
+_C_BLOCK_OWNERS = frozenset({"for_statement", "function_definition"})
 _C_MACRO_DEFS = frozenset({"preproc_def", "preproc_function_def"})
 # Java nodes whose children are class members: a member is the region of its locals.
 _JAVA_MEMBER_PARENTS = frozenset(
@@ -233,7 +234,7 @@ def _region(language: str, root: Node, scope: Span, kind: str) -> tuple[Span, Sp
         # body (in C++, which C code is often compiled as).
         while node is not None and not (node.type in _C_BLOCKS and node.start_byte <= lo and node.end_byte >= hi):
             node = node.parent
-        if node is not None and node.type == "compound_statement" and node.parent is not None and node.parent.type in _C_BLOCKS:
+        if node is not None and node.type == "compound_statement" and node.parent is not None and node.parent.type in _C_BLOCK_OWNERS:
             node = node.parent
         return scope, ((node.start_byte, lo) if node is not None else None)
     if language == "java":

@@ -123,7 +123,8 @@ def build(parsed: Parsed, extraction: Extraction) -> CollisionIndex:
     name_leaves = _NAME_LEAVES[language]
     classify = _CLASSIFIERS[language]
     macro_bodies = [(s, e) for s, e in parsed.opaque if _opaque_type(root, s) == "preproc_arg"]
-    errors = [span for span in parsed.opaque if span not in macro_bodies]
+    errors = _merge([span for span in parsed.opaque if span not in macro_bodies])
+    error_starts = [lo for lo, _ in errors]
     uses: list[tuple[int, str]] = []
     keyword_arguments: set[str] = set()
     macro_names: set[str] = set()
@@ -139,7 +140,7 @@ def build(parsed: Parsed, extraction: Extraction) -> CollisionIndex:
             elif verdict:  # a keyword-argument name
                 keyword_arguments.add(verdict)
         elif (kind == "gap" and _gap_is_code(root, start, end)) or (
-            kind != "gap" and not _INERT_LEAF.search(kind) and _inside(errors, start)
+            kind != "gap" and not _INERT_LEAF.search(kind) and _inside(errors, error_starts, start)
         ):
             uses.extend(parsed.words_in((start, end)))
     uses.sort()
@@ -266,8 +267,10 @@ def _merge(spans: list[Span]) -> list[Span]:
 # ------------------------------------------------------------------ helpers
 
 
-def _inside(spans: list[Span], position: int) -> bool:
-    return any(lo <= position < hi for lo, hi in spans)
+def _inside(spans: list[Span], starts: list[int], position: int) -> bool:
+    """Whether `position` lies in one of the merged, sorted `spans` (whose starts are `starts`)."""
+    i = bisect.bisect_right(starts, position) - 1
+    return i >= 0 and position < spans[i][1]
 
 
 def _gap_is_code(root: Node, start: int, end: int) -> bool:

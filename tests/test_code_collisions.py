@@ -2,6 +2,8 @@
 it would capture or be captured, per language, and every refused class stays refused."""
 from __future__ import annotations
 
+import shutil
+import subprocess
 import textwrap
 
 import pytest
@@ -78,9 +80,7 @@ def test_c_refuses_names_in_scope_and_scope_blind_names(old, new, reason):
     assert reason in refused(C_GLOBALS, "c", old, new)
 
 
-@pytest.mark.parametrize(
-    "old, new",
-    [
+C_ACCEPTED = [
         ("k", "n"),  # occurs only in the string's `\n`
         ("t", "type"),  # a field: `p->type`
         ("t", "next"),  # a field, also a struct member declaration
@@ -90,8 +90,10 @@ def test_c_refuses_names_in_scope_and_scope_blind_names(old, new, reason):
         ("j", "class"),  # a C++ keyword: the data is C
         ("t", "j"),  # a variable of a sibling block
         ("j", "t"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize("old, new", C_ACCEPTED)
 def test_c_accepts_strings_fields_tags_labels_and_sibling_blocks(old, new):
     accepted(C_GLOBALS, "c", old, new)
 
@@ -158,9 +160,7 @@ def test_java_refuses_names_used_or_declared_in_the_method(old, new, reason):
     assert reason in refused(JAVA, "java", old, new)
 
 
-@pytest.mark.parametrize(
-    "old, new",
-    [
+JAVA_ACCEPTED = [
         ("y", "size"),  # a field read only as `this.size`
         ("y", "data"),  # a field of the class, not used in `other`
         ("y", "length"),  # a method: its own namespace
@@ -170,10 +170,37 @@ def test_java_refuses_names_used_or_declared_in_the_method(old, new, reason):
         ("x", "out"),  # `System.out`'s field name
         ("y", "count"),  # a local of another method
         ("y", "record"),  # a contextual keyword, a legal local name
-    ],
-)
+]
+
+
+@pytest.mark.parametrize("old, new", JAVA_ACCEPTED)
 def test_java_accepts_fields_methods_labels_and_other_methods_locals(old, new):
     accepted(JAVA, "java", old, new)
+
+
+def _compiles(command: list[str], path, code: str) -> bool:
+    path.write_text(code)
+    done = subprocess.run([*command, str(path)], capture_output=True, text=True, timeout=120)
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc")
+def test_accepted_c_renames_still_compile(tmp_path):
+    header = "#include <stdio.h>\n#define BUF_MAX 8\nint count;\n"
+    command = ["gcc", "-std=c11", "-c", "-o", str(tmp_path / "out.o")]
+    assert _compiles(command, tmp_path / "f.c", header + C_GLOBALS)
+    ext = extract(header + C_GLOBALS, "c")
+    for old, new in C_ACCEPTED:
+        assert _compiles(command, tmp_path / "f.c", Renamer(ext).apply({old: new})), (old, new)
+
+
+@pytest.mark.skipif(shutil.which("javac") is None, reason="no javac")
+def test_accepted_java_renames_still_compile(tmp_path):
+    command = ["javac", "-d", str(tmp_path)]
+    renamer = Renamer(extract(JAVA, "java"))
+    program = "\n".join([JAVA] + [renamer.apply({old: new}).replace("class Buffer", f"class Buffer{i}")
+                                   for i, (old, new) in enumerate(JAVA_ACCEPTED)])
+    assert _compiles(command, tmp_path / "Buffer.java", program)
 
 
 def test_java_locals_named_in_and_out():

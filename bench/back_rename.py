@@ -26,10 +26,11 @@ class BackRename:
         return self.accepted / self.programs if self.programs else 1.0
 
 
-def fresh_names(extraction, count: int) -> list[str]:
+def fresh_names(extraction, count: int, pattern: str = "v_{}") -> list[str]:
+    """`count` names of the form `pattern` that occur nowhere in the program."""
     names, index = [], 0
     while len(names) < count:
-        name = f"v_{index}"
+        name = pattern.format(index)
         index += 1
         if name not in extraction.names_in_program:
             names.append(name)

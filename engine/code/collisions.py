@@ -3,25 +3,29 @@
 Renaming `old` to `new` changes meaning only where `new` already means something that the
 renamed variable could hide (a variable, function, type or builtin the code there reads) or
 that could hide it (an inner declaration of `new`), or where the language forbids a second
-declaration of `new`. So a new name collides with the names that occur, *in the namespace of
-variables*, inside the variable's **region**, plus, per language, names whose meaning ignores
-scope:
+declaration of `new`. So a new name collides with a name used, *in the namespace of
+variables*, inside the variable's **region** (its scope), with a declaration the language
+forbids beside it, and, per language, with names whose meaning ignores scope:
 
-- C: the region is the block that holds the declaration (with the parameters and the whole
-  function for the function's own block, with the header for a `for` body). Names used in the
-  program but declared nowhere in it (macros, library functions and globals from headers),
-  macro names and every word of a macro body collide wherever the variable is, because the
-  preprocessor substitutes them whatever the scope. Member names after ``.``/``->``, labels,
-  struct/union/enum tags, strings and comments are other namespaces or not code.
-- Java: the region is the enclosing class member (method, constructor, initializer, field),
-  because a local may not redeclare a local or parameter of the same method even in a nested
-  block or lambda. Field names after ``.``, method names (their own namespace), labels and
-  names after ``::`` do not collide; a field used unqualified, a type or a package name does.
+- C: the region is the variable's scope (its declaration to the end of its block);
+  declarations earlier in that block collide (for the function's own block the parameters
+  too, for a `for` body the header too: C++, which C code is often compiled as, forbids
+  those). Every name the program uses that is not one of its variables (macros, functions,
+  types, globals, enumeration constants), every `#define`d name and every word of a macro
+  body collide wherever the variable is: the preprocessor substitutes a macro whatever the
+  scope, and without headers a macro cannot be told from the rest. Member names after
+  ``.``/``->``, labels, struct/union/enum tags, strings and comments are other namespaces
+  or not code.
+- Java: the region is the variable's scope; every declaration earlier in its class member
+  (method, constructor, initializer, field) collides, because a local may not redeclare a
+  local or parameter of its method even in a nested block or lambda. Field names after
+  ``.``, method names (their own namespace), labels and names after ``::`` do not collide;
+  a field used unqualified, a type or the first part of a qualified name does.
 - Python: the region is the variable's scope (function, lambda, module), widened for a
-  comprehension variable to the enclosing function, because Python 2 leaks list-comprehension
-  variables. Attribute names after ``.`` do not collide; keyword-argument names do for
-  parameters (a parameter named `n` would receive ``n=...`` passed to a ``**kwargs`` function),
-  except those passed to a builtin.
+  comprehension variable to the enclosing function, class or module, because Python 2 leaks
+  list-comprehension variables. Attribute names after ``.`` do not collide; keyword-argument
+  names do for parameters (a parameter named `n` would receive ``n=...`` passed to a
+  ``**kwargs`` function), except those passed to a builtin.
 
 Everywhere an identifier-shaped word inside code that does not parse (ERROR regions, text the
 grammar leaves between tokens) counts as a use at its position. Keywords and the names the

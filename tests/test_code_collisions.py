@@ -98,6 +98,24 @@ def test_c_accepts_strings_fields_tags_labels_and_sibling_blocks(old, new):
     accepted(C_GLOBALS, "c", old, new)
 
 
+@pytest.mark.parametrize("language", ["c", "python"])
+def test_every_word_the_grammar_reads_as_a_keyword_is_refused(language):
+    import re
+
+    from engine.code.languages import grammar, spec
+    from engine.code.reserved import SCOPE_BLIND
+
+    g = grammar(language)
+    words = {g.node_kind_for_id(i) for i in range(g.node_kind_count)
+             if not g.node_kind_is_named(i) and g.node_kind_is_visible(i)}
+    words = {w for w in words if re.fullmatch(r"[A-Za-z_]\w*", w)}
+    # Python's soft keywords are names outside their statements (compile() checks each rename);
+    # Java's contextual keywords are read as names where a variable can stand (javac agrees);
+    # `__future__` is refused as a dunder name.
+    allowed = {"c": set(), "python": {"match", "case", "type", "_", "__future__"}}[language]
+    assert words - spec(language).keywords - SCOPE_BLIND[language] - allowed == set()
+
+
 def test_c_redeclaration_in_the_same_block_or_beside_a_parameter_is_refused():
     program = "int f(int a)\n{\n    int b = a;\n    {\n        int c = 0;\n        b += c;\n    }\n    return b;\n}\n"
     assert "already used" in refused(program, "c", "b", "a")  # the parameter (also read)

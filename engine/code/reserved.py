@@ -110,10 +110,15 @@ C_SCOPE_BLIND = frozenset(
     int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t off_t time_t clock_t
     __func__ __FILE__ __LINE__ __DATE__ __TIME__ __STDC__ __STDC_VERSION__ __cplusplus
     TRUE FALSE
+    _Nonnull __alignof __alignof__ __asm __attribute __based __cdecl __clrcall __declspec
+    __except __fastcall __finally __forceinline __leave __stdcall __thiscall __thread __try
+    __unaligned __vectorcall _alignof _unaligned defined noreturn
     """.split()
 )
-# `TRUE`/`FALSE` are macros of many C code bases, and tree-sitter-c reads them as the literals
-# `true`/`false`: a variable renamed to them would change the parse.
+# `TRUE`/`FALSE` are macros of many C code bases that tree-sitter-c reads as the literals
+# `true`/`false`, and the last lines are compiler extensions (and `defined`) that it reads as
+# keywords: a variable renamed to any of them would change the parse
+# (tests/test_code_collisions.py checks the grammar has no other word of its own).
 
 SCOPE_BLIND = {
     "c": C_SCOPE_BLIND,

@@ -6,6 +6,14 @@ by span substitution from one parse against re-parsing and re-extracting every c
 (what the reference attack scripts do), and their ratio.
 
     .venv/bin/python bench/code_layer.py [--candidates 30] [--repeat 3]
+
+`--back-rename` measures instead, per language (Devign C, GCJ Python, JDK methods for Java when
+a JDK with its sources is installed), the share of programs whose variables, renamed to fresh
+names, may be renamed back to their original names (`bench/back_rename.py`), with the reasons
+for the refusals; the time the first name check of an extraction takes (it builds the
+collision index: one parse and one pass over the name tokens); and the rate of name checks
+(`pair_rejection`, what an attack calls per proposed name) over the program's own words and
+fresh names.
 """
 from __future__ import annotations
 
@@ -17,19 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import shared_data  # noqa: E402
+from bench import back_rename, shared_data  # noqa: E402
 from engine.code import Renamer, extract  # noqa: E402
+from engine.code.rename import pair_rejection  # noqa: E402
 
 
 def candidate_names(ext, count: int) -> list[str]:
-    names = []
-    index = 0
-    while len(names) < count:
-        name = f"cand{index}_"
-        index += 1
-        if name not in ext.names_in_program:
-            names.append(name)
-    return names
+    return back_rename.fresh_names(ext, count, "cand{}_")
 
 
 def timed(function, repeat: int) -> float:
@@ -78,14 +80,70 @@ def bench_corpus(label: str, programs: list[tuple[str, str, str]], n_candidates:
     }
 
 
+def corpora() -> list[tuple[str, list[tuple[str, str, str]]]]:
+    found = [
+        ("devign (C)", list(shared_data.devign_functions())),
+        ("gcj (Python)", list(shared_data.gcj_programs())),
+    ]
+    if shared_data.jdk_source() is not None:
+        found.append(("JDK (Java)", list(shared_data.jdk_methods(600))))
+    return found
+
+
+def bench_checks(programs: list[tuple[str, str, str]], n_names: int, repeat: int) -> tuple[float, float]:
+    """Milliseconds per program to index its names (what the first check of an extraction pays),
+    and name checks per second once indexed."""
+    work = []
+    for _, language, code in programs:
+        ext = extract(code, language)
+        if ext.identifiers:
+            target = max(ext.identifiers, key=lambda n: len(ext.identifiers[n].spans))
+            own = sorted(ext.names_in_program)[: n_names // 2]
+            work.append((code, language, target, own + candidate_names(ext, n_names - len(own))))
+    total = sum(len(names) for *_, names in work)
+    fresh = [extract(code, language) for code, language, _, _ in work]
+    start = time.perf_counter()
+    for ext, (_, _, target, _) in zip(fresh, work):
+        pair_rejection(ext, target, target + "_")  # the first check of an extraction indexes it
+    index_ms = (time.perf_counter() - start) * 1000 / len(work)
+
+    def again():
+        for ext, (_, _, target, names) in zip(fresh, work):
+            for name in names:
+                pair_rejection(ext, target, name)
+
+    return index_ms, total / timed(again, repeat)
+
+
+def back_rename_report(n_names: int, repeat: int) -> None:
+    header = f"{'corpus':<14}{'programs':>9}{'accepted':>10}{'share':>8}{'index ms/program':>18}{'checks/s':>10}"
+    print(header)
+    print("-" * len(header))
+    refusals = []
+    for label, programs in corpora():
+        summary = back_rename.measure(programs)
+        index_ms, rate = bench_checks(programs, n_names, repeat)
+        print(f"{label:<14}{summary.programs:>9}{summary.accepted:>10}{summary.share:>8.1%}{index_ms:>18.2f}{rate:>10.0f}")
+        refusals.extend((label, count, reason) for reason, count in summary.reasons.most_common())
+    if refusals:
+        print("\nrefusals of the way back (programs, reason):")
+        for label, count, reason in refusals:
+            print(f"  {label:<14}{count:>4}  {reason}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", type=int, default=30, help="candidates per program (default 30, as in MHM/ALERT)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--back-rename", action="store_true",
+                        help="measure renaming back to the original names, and name checks per second")
     args = parser.parse_args()
     if not shared_data.available():
         print(f"no real data at {shared_data.SHARED_DATA}: nothing to measure", file=sys.stderr)
         return 1
+    if args.back_rename:
+        back_rename_report(args.candidates, args.repeat)
+        return 0
     rows = [
         bench_corpus("devign (C)", list(shared_data.devign_functions()), args.candidates, args.repeat),
         bench_corpus("gcj (Python)", list(shared_data.gcj_programs()), args.candidates, args.repeat),

@@ -34,3 +34,67 @@ def gcj_programs() -> Iterator[tuple[str, str, str]]:
             for number, line in enumerate(lines, start=1):
                 code, _, _label = line.rstrip("\n").rpartition(" <CODESPLIT> ")
                 yield f"gcj:{path.stem}:{number}", "python", decode_gcj_code(code)
+
+
+# No Java corpus ships in ../shared: the JDK's own sources (real code nobody on the team wrote)
+# stand in. Every method and constructor with a body of the top-level files of these packages,
+# in file order, is one program.
+JDK_HOMES = "/usr/lib/jvm"
+JDK_PACKAGES = ("java.base/java/util/", "java.base/java/io/", "java.base/java/lang/")
+
+
+def jdk_source() -> Path | None:
+    """`$JAVA_HOME/lib/src.zip`, else the first installed JDK under /usr/lib/jvm that has its sources."""
+    import os
+
+    homes = [os.environ["JAVA_HOME"]] if os.environ.get("JAVA_HOME") else []
+    homes += sorted(str(path) for path in Path(JDK_HOMES).glob("*")) if Path(JDK_HOMES).is_dir() else []
+    for home in homes:
+        for candidate in (Path(home) / "lib" / "src.zip", Path(home) / "src.zip"):
+            if candidate.is_file():  # is_file follows links: a dangling one is skipped
+                return candidate
+    return None
+
+
+def jdk_methods(limit: int = 600) -> Iterator[tuple[str, str, str]]:
+    """The first `limit` methods and constructors (with a body) of the JDK's java.util, java.io
+    and java.lang top-level files, taken in turn from each package so that all three are sampled."""
+    import zipfile
+
+    from engine.code.parsing import parse
+
+    path = jdk_source()
+    if path is None:
+        return
+    with zipfile.ZipFile(path) as archive:
+        per_package = []
+        for package in JDK_PACKAGES:
+            names = sorted(
+                n for n in archive.namelist()
+                if n.startswith(package) and n.endswith(".java") and "/" not in n[len(package):]
+            )
+            per_package.append(_methods_of(archive, names, parse))
+        taken = 0
+        while taken < limit and per_package:
+            for methods in list(per_package):
+                item = next(methods, None)
+                if item is None:
+                    per_package.remove(methods)
+                    continue
+                yield item
+                taken += 1
+                if taken >= limit:
+                    return
+
+
+def _methods_of(archive, names, parse) -> Iterator[tuple[str, str, str]]:
+    for name in names:
+        source = archive.read(name)
+        stack = [parse(source, "java").root]
+        while stack:
+            node = stack.pop()
+            if node.type in ("method_declaration", "constructor_declaration") and node.child_by_field_name("body"):
+                code = source[node.start_byte:node.end_byte].decode("utf-8")
+                yield f"jdk:{name}:{node.start_point[0] + 1}", "java", code
+                continue
+            stack.extend(reversed(node.named_children))

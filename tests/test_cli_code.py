@@ -39,7 +39,7 @@ def test_rename_prints_renamed_program_and_rejects_with_one_line_per_pair():
     done = run_cli("rename", str(SAMPLES / "checksum.c"), "--map", "a=lo,b=hi")
     assert done.returncode == 0, done.stderr.decode()
     assert b"uint32_t lo = seed & 0xffff, hi = seed >> 16;" in done.stdout
-    done = run_cli("rename", str(SAMPLES / "checksum.c"), "--map", "a=data,b=while,len=size_t")
+    done = run_cli("rename", str(SAMPLES / "checksum.c"), "--map", "a=pkt,b=while,len=size_t")
     assert done.returncode == 1
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("rejected ") for line in lines)

@@ -363,8 +363,9 @@ int f(int size)
 }
 """
     assert kinds(program) == {"size": ("parameter",), "s": ("local",)}
-    # `n` itself is refused: it occurs in the program (the escape `\\n`).
-    assert "already used" in validate(extract(program, "c"), {"size": "n"})[0].reason
+    # `n` occurs only in the escape `\\n` and `s` is another variable.
+    assert validate(extract(program, "c"), {"size": "n"}) == []
+    assert "already used" in validate(extract(program, "c"), {"size": "s"})[0].reason
     assert renamed(program, {"size": "count"}) == """\
 int f(int count)
 {
@@ -618,11 +619,10 @@ int size_of(struct buf *b)
     [
         ("int", "keyword"),
         ("while", "keyword"),
-        ("NULL", "library"),
-        ("printf", "library"),
-        ("len", "already used"),  # a field name
-        ("size_of", "already used"),  # the function's own name
-        ("buf", "already used"),  # a struct tag
+        ("NULL", "standard c macro"),
+        ("errno", "standard c macro"),
+        ("size_of", "already used"),  # the function's own name (in its definition)
+        ("b", "already used"),  # a parameter
         ("m", "already used"),  # another variable
         ("1x", "not a valid"),
     ],
@@ -633,13 +633,21 @@ def test_validate_rejects_unsafe_new_names(new, reason):
     assert reason in rejection.reason
 
 
+@pytest.mark.parametrize("new", ["len", "buf", "printf", "string", "class", "new"])
+def test_validate_accepts_fields_tags_unused_library_names_and_cpp_keywords(new):
+    # a field after `->`, a struct tag, a library function the program does not use, a C++
+    # name, C++ keywords (the data is C, and names its variables `class` and `new`)
+    ext = extract(VALIDATE_PROGRAM, "c")
+    assert validate(ext, {"n": new}) == []
+
+
 def test_validate_rejects_two_variables_to_one_name_and_non_variables():
     ext = extract(VALIDATE_PROGRAM, "c")
     assert {r.old for r in validate(ext, {"n": "k", "m": "k"})} == {"n", "m"}
     assert "not a variable" in validate(ext, {"len": "k"})[0].reason
     assert "not a variable" in validate(ext, {"size_of": "k"})[0].reason
     with pytest.raises(RenameError):
-        rename(VALIDATE_PROGRAM, "c", {"b": "len"})
+        rename(VALIDATE_PROGRAM, "c", {"b": "m"})
     assert validate(ext, {"n": "k", "m": "j", "b": "p"}) == []
 
 

@@ -18,8 +18,8 @@ How a variable's substitutes are made (one pass for proposals, one per kept prop
    This replaces ALERT's "cartesian product of per-position top-4, ranked by perplexity without
    context": the sequences are scored in context, by the same pass.
 2. **Filter.** Decoded, stripped, de-duplicated, then kept only when the language layer's
-   `validate(extraction, {variable: name})` accepts them (identifier syntax, not a keyword or
-   builtin, not already anywhere in the program).
+   `validate(extraction, {variable: name})` accepts them (identifier syntax, not a keyword,
+   no collision with a name used in the variable's scope: `engine.code.collisions`).
 3. **Similarity.** The program is renamed to each surviving proposal (span substitution) and
    run through the encoder; a name's contextual embedding is the mean last hidden state over
    the tokens of its occurrences. The `keep` proposals most similar by cosine to the original's

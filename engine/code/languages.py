@@ -30,6 +30,8 @@ class LanguageSpec:
     # a variable that occurs in one of them cannot be renamed safely.
     opaque_node_types: frozenset[str]
     keywords: frozenset[str]
+    # Builtin and library names: refused by `validate` only where the program uses them
+    # (`collisions`); name pools leave them out (`attacks.sources.RandomNamePool`).
     library_names: frozenset[str]
 
 

@@ -97,6 +97,9 @@ class Extraction:
     # alpha-equivalence check compares between an original and its renamed version.
     bindings: list[Binding] = field(repr=False, default_factory=list)
     tokens: list[tuple[int, int, str]] = field(repr=False, default_factory=list)
+    # What a new name would collide with (`engine.code.collisions`), built by the first check
+    # that needs it: extraction alone (and every re-extraction in `check_rename`) never pays for it.
+    collisions: object | None = field(repr=False, compare=False, default=None)
 
     @property
     def text(self) -> str:

@@ -11,10 +11,12 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from engine.code.collisions import collision_index
 from engine.code.extract import extract
 from engine.code.languages import spec
 from engine.code.model import Extraction
 from engine.code.parsing import to_text
+from engine.code.reserved import SCOPE_BLIND
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ def pair_rejection(extraction: Extraction, old: str, new: str) -> str | None:
     """Why `old -> new` alone is not allowed (None when it is): every rule of `validate` but
     the one that needs the whole mapping (one new name per variable).
 
-    Attacks call this for each of thousands of proposed names, so it does set lookups only.
+    Attacks call this for each of thousands of proposed names, so it does set lookups only
+    (the collision index is built on the first call for an extraction and kept on it).
     """
     lang = spec(extraction.language)
     if old not in extraction.identifiers:
@@ -74,15 +77,15 @@ def pair_rejection(extraction: Extraction, old: str, new: str) -> str | None:
     if lang.name == "python" and unicodedata.normalize("NFKC", new) != new:
         # Python reads identifiers NFKC-normalised: `ﬁle` is the same variable as `file`.
         return f"{new!r} is not NFKC-normalised; Python would read it as {unicodedata.normalize('NFKC', new)!r}"
-    if lang.name == "python" and new.startswith("__") and not new.endswith("__"):
-        # Inside a class body Python rewrites `__x` to `_Class__x`, so the new name would
-        # not mean what the old one did in every scope.
-        return f"{new!r} starts with two underscores, which Python name-mangles inside classes"
-    if new in lang.library_names:
-        return f"{new!r} is a builtin or standard-library name in {lang.name}"
-    if new in extraction.names_in_program:
-        return f"{new!r} is already used in the program"
-    return None
+    if lang.name == "python" and new.startswith("__") and new.strip("_"):
+        if not new.endswith("__"):
+            # Inside a class body Python rewrites `__x` to `_Class__x`, so the new name would
+            # not mean what the old one did in every scope.
+            return f"{new!r} starts with two underscores, which Python name-mangles inside classes"
+        return f"{new!r} is a special (dunder) name, which Python gives a meaning of its own"
+    if new in SCOPE_BLIND[lang.name]:
+        return f"{new!r} is a standard {lang.name} macro or type name, which keeps its meaning whatever the scope"
+    return collision_index(extraction).collision(old, new)
 
 
 class Renamer:

@@ -1,9 +1,11 @@
-"""Names a rename must never produce, per language.
+"""Keywords, scope-blind names and library names, per language.
 
-A keyword breaks the parse; a builtin or well-known library name parses fine but silently
-changes meaning (a local renamed to `len` shadows the builtin that a later line calls) or
-confuses a reader. The lists are deliberately generous: refusing a harmless name costs an
-attack one candidate, accepting a harmful one costs the study its validity.
+A keyword breaks the parse, so it is always refused. `SCOPE_BLIND` names get their meaning from
+the compiler or preprocessor whatever the scope (C's standard macros and type names: a local
+named `errno` is rewritten by the preprocessor), so they are always refused too. Library and
+builtin names (`LIBRARY_NAMES`) are refused only where the program uses them near the renamed
+variable (`engine.code.collisions`): a local renamed to `len` in a function that never calls
+`len` changes nothing; the lists stay for name pools, which leave them out.
 """
 from __future__ import annotations
 
@@ -21,7 +23,12 @@ C_KEYWORDS = frozenset(
     """.split()
 )
 
-# C code is often compiled as C++ (and CodeXGLUE mixes them): keep renames valid in both.
+# C++ keywords are not refused in C: the C of the real data (QEMU, FFmpeg in Devign) is
+# compiled as C and names its variables `class`, `new`, `typename`, `this`, and a rename must
+# be able to give back the names the program itself uses. Those that <iso646.h> defines as
+# macros (`and`, `or`, `not`, ...) are refused: the preprocessor rewrites them.
+C_ISO646 = frozenset("and and_eq bitand bitor compl not not_eq or or_eq xor xor_eq".split())
+
 CPP_KEYWORDS = frozenset(
     """
     and and_eq bitand bitor catch char8_t char16_t char32_t class co_await co_return co_yield
@@ -56,10 +63,13 @@ JAVA_KEYWORDS = frozenset(
     else enum extends final finally float for goto if implements import instanceof int
     interface long native new package private protected public return short static strictfp
     super switch synchronized this throw throws transient try void volatile while true false
-    null _ var yield record sealed permits module open requires exports opens to uses provides
-    with transitive when
+    null _ var yield
     """.split()
 )
+# `record`, `module`, `to`, `with`, `when`, `sealed`, ... are contextual keywords that javac
+# (17, 25) accepts as local names and that real code uses (`Arrays.copyOfRange(a, from, to)`);
+# `var` and `yield` are legal locals too but restricted in type and statement position, so they
+# stay refused.
 
 JAVA_LIBRARY = frozenset(
     """
@@ -77,7 +87,9 @@ _PYTHON2_NAMES = {
     "reduce", "file", "cmp", "execfile", "reload", "apply", "buffer", "intern", "coerce",
 }
 
-PYTHON_KEYWORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | {"print", "exec"}
+# Soft keywords (`match`, `case`, `type`, `_`) are ordinary names outside their statements;
+# `print` and `exec` are keywords of Python 2, which most of the real data is.
+PYTHON_KEYWORDS = frozenset(keyword.kwlist) | {"print", "exec"}
 
 PYTHON_LIBRARY = (
     frozenset(name for name in dir(builtins) if not name.startswith("__"))
@@ -90,8 +102,32 @@ PYTHON_LIBRARY = (
     )
 )
 
+C_SCOPE_BLIND = frozenset(
+    """
+    NULL EOF BUFSIZ FILENAME_MAX EXIT_SUCCESS EXIT_FAILURE RAND_MAX INT_MAX INT_MIN UINT_MAX
+    LONG_MAX LONG_MIN CHAR_BIT SIZE_MAX errno assert offsetof va_list va_start va_arg va_end
+    va_copy stdin stdout stderr FILE size_t ssize_t ptrdiff_t intptr_t uintptr_t wchar_t
+    int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t off_t time_t clock_t
+    __func__ __FILE__ __LINE__ __DATE__ __TIME__ __STDC__ __STDC_VERSION__ __cplusplus
+    TRUE FALSE
+    _Nonnull __alignof __alignof__ __asm __attribute __based __cdecl __clrcall __declspec
+    __except __fastcall __finally __forceinline __leave __stdcall __thiscall __thread __try
+    __unaligned __vectorcall _alignof _unaligned defined noreturn
+    """.split()
+)
+# `TRUE`/`FALSE` are macros of many C code bases that tree-sitter-c reads as the literals
+# `true`/`false`, and the last lines are compiler extensions (and `defined`) that it reads as
+# keywords: a variable renamed to any of them would change the parse
+# (tests/test_code_collisions.py checks the grammar has no other word of its own).
+
+SCOPE_BLIND = {
+    "c": C_SCOPE_BLIND,
+    "java": frozenset(),
+    "python": frozenset(),
+}
+
 KEYWORDS = {
-    "c": C_KEYWORDS | CPP_KEYWORDS,
+    "c": C_KEYWORDS | C_ISO646,
     "java": JAVA_KEYWORDS,
     "python": PYTHON_KEYWORDS,
 }

@@ -580,7 +580,7 @@ def _plan_error(node: Node, scope: _Scope, source: bytes, actions: list) -> None
         elif kind_of == "}":
             if opened:
                 current = opened.pop()
-        elif kind_of == "function_declarator" and _next_token_type(children, i) == "{":
+        elif kind_of in _DECLARATORS and _next_token_type(children, i) == "{":  # `f(...)`, `*f(...)`
             own, name = _function_declarator(child)
             if own is None:
                 actions.append((_WALK, child, current, None))
@@ -635,7 +635,7 @@ def _plan_top_level(node: Node, scope: _Scope, source: bytes, actions: list) -> 
             child.type == "expression_statement"
             and i + 1 < count
             and children[i + 1].type == "compound_statement"
-            and _is_headerless(child)
+            and is_headerless(child)
         ):
             call = child.children[0]
             callee = call.child_by_field_name("function")
@@ -649,7 +649,7 @@ def _plan_top_level(node: Node, scope: _Scope, source: bytes, actions: list) -> 
         actions.append((_WALK, child, scope, None))
 
 
-def _is_headerless(statement: Node) -> bool:
+def is_headerless(statement: Node) -> bool:
     if statement.child_count != 2 or not statement.children[1].is_missing:
         return False
     call = statement.children[0]

@@ -1,0 +1,416 @@
+"""Names whose occurrences the parser did not understand belong to no renameable binding.
+
+Tree-sitter always returns a tree. Where the text is not the language (a lost ``}`` line, a
+macro used as a statement, a constructor outside its class) error recovery still produces
+plausible nodes: a later assignment read as a declaration, a macro name read as a variable, a
+call read as a declaration of its argument. A binding built from such nodes is wrong in a way
+that renaming it *consistently* cannot reveal: the rename rewrites some occurrences of a name
+and leaves others, and the renamed program re-extracts to the same (wrong) structure.
+
+So this module marks the *unclear regions* of a program, the statements that contain or stand
+next to one of:
+
+- an ``ERROR`` node or a ``MISSING`` node (tree-sitter's own admission), except the ones a
+  collector understands (a C function whose return type was cut off, `lang_c.is_headerless`);
+- a keyword standing where a name should be (``else`` as a C type, ``throws`` as a Java type);
+- in C, a statement at file scope (a lost ``}`` ended the function early), or one shaped like
+  a macro: a bare name as a statement (``CHECK_END;``), a
+  declaration whose type stands on an earlier line than its declarator (``FOO`` on its own
+  line glued to the next statement), a declarator that is a parenthesised name (``g(x);`` read
+  as a declaration), and a ``#define`` whose continuation was lost (the rest of its block).
+
+A *spelling* is unclear when one of its code occurrences (a name that could be a use of a
+variable: not in a comment or a string, not a member name after ``.``/``->``, not a keyword
+argument's name) lies in an unclear region. Every binding of an unclear spelling is excluded,
+with a reason, unless the rename is provably a plain substitution: every binding of the
+spelling is renameable and declared in a statement with no sign of misparsing, and every code
+occurrence of the spelling anywhere in the program is a span of one of them. A rename renames
+all renameable bindings of a name together, so it then replaces the spelling wherever it could
+denote anything, however the parser distributed the occurrences among the bindings; and the
+new name occurs nowhere. `check.check_rename` counts the same occurrences in the renamed
+program (`code_occurrences`) and refuses a rename that left any.
+"""
+from __future__ import annotations
+
+import bisect
+import keyword
+from collections import defaultdict
+
+from tree_sitter import Node
+
+from engine.code.model import Binding, Span
+from engine.code.parsing import Parsed
+
+# Token kinds whose words may be a use of a variable. A name after `.`/`->` in C is a
+# `field_identifier`; comments, strings and labels have kinds of their own. `gap` is text the
+# grammar left uncovered.
+_CODE_TOKEN_KINDS = {
+    "c": frozenset({"identifier", "type_identifier", "gap"}),
+    "java": frozenset({"identifier", "type_identifier", "gap"}),
+    "python": frozenset({"identifier", "gap"}),
+}
+
+# Node types whose children are statements: a statement is a child of one of these.
+_CONTAINERS = {
+    "c": frozenset(
+        {
+            "translation_unit",
+            "compound_statement",
+            "case_statement",
+            "declaration_list",
+            "preproc_if",
+            "preproc_ifdef",
+            "preproc_else",
+            "preproc_elif",
+            "preproc_elifdef",
+            "ERROR",
+        }
+    ),
+    "java": frozenset(
+        {
+            "program",
+            "block",
+            "class_body",
+            "interface_body",
+            "enum_body_declarations",
+            "constructor_body",
+            "switch_block",
+            "switch_block_statement_group",
+            "ERROR",
+        }
+    ),
+    "python": frozenset({"module", "block", "ERROR"}),
+}
+
+# Reserved words that can never be a name (contextual keywords such as Java's `var` or
+# Python's `match` can, and are left out).
+_HARD_KEYWORDS = {
+    "c": frozenset(
+        """
+        auto break case char const continue default do double else enum extern float for goto
+        if inline int long register restrict return short signed sizeof static struct switch
+        typedef union unsigned void volatile while
+        """.split()
+    ),
+    "java": frozenset(
+        """
+        abstract assert boolean break byte case catch char class const continue default do
+        double else enum extends final finally float for goto if implements import instanceof
+        int interface long native new package private protected public return short static
+        strictfp super switch synchronized this throw throws transient try void volatile while
+        true false null
+        """.split()
+    ),
+    "python": frozenset(keyword.kwlist),
+}
+
+_C_MACRO_DEFS = frozenset({"preproc_def", "preproc_function_def"})
+# Statements, which C only allows inside a function: one at file scope means a lost `}` (or a
+# macro) ended the function early, and the scopes after it are the parser's invention.
+_C_STATEMENTS = frozenset(
+    {
+        "expression_statement",
+        "compound_statement",
+        "if_statement",
+        "for_statement",
+        "while_statement",
+        "do_statement",
+        "return_statement",
+        "switch_statement",
+        "case_statement",
+        "break_statement",
+        "continue_statement",
+        "goto_statement",
+        "labeled_statement",
+    }
+)
+
+
+# (parent type, field name) of name leaves that are never a variable: member names, names of
+# keyword arguments, struct tags (a namespace of their own), method names.
+_NOT_A_VARIABLE = {
+    "c": frozenset(
+        {("struct_specifier", "name"), ("union_specifier", "name"), ("enum_specifier", "name")}
+    ),
+    "java": frozenset(
+        {
+            ("field_access", "field"),
+            ("method_invocation", "name"),
+            ("method_reference", None),
+            ("method_declaration", "name"),
+            ("constructor_declaration", "name"),
+        }
+    ),
+    "python": frozenset({("attribute", "attribute"), ("keyword_argument", "name")}),
+}
+
+
+def code_occurrences(parsed: Parsed) -> dict[str, list[int]]:
+    """Start offset of every code occurrence of every spelling: a name leaf (or uncovered text)
+    that could be a use of a variable, wherever it is (inside ``ERROR`` nodes included)."""
+    kinds = _CODE_TOKEN_KINDS[parsed.language]
+    members = _member_positions(parsed)
+    source = parsed.source
+    found: dict[str, list[int]] = defaultdict(list)
+    for start, end, kind in parsed.tokens:
+        if kind in kinds and start not in members:
+            found[source[start:end].decode("utf-8", "surrogateescape")].append(start)
+    return found
+
+
+def _member_positions(parsed: Parsed) -> set[int]:
+    table = _NOT_A_VARIABLE[parsed.language]
+    positions: set[int] = set()
+    cursor = parsed.tree.walk()
+    visited_children = False
+    while True:
+        node = cursor.node
+        if not visited_children:
+            if node.child_count == 0 and node.parent is not None:
+                parent_type = node.parent.type
+                if (parent_type, cursor.field_name) in table or (parent_type, None) in table:
+                    positions.add(node.start_byte)
+            if cursor.goto_first_child():
+                continue
+        if cursor.goto_next_sibling():
+            visited_children = False
+        elif cursor.goto_parent():
+            visited_children = True
+        else:
+            break
+    return positions
+
+
+def exclude_unclear(bindings: list[Binding], parsed: Parsed) -> tuple[list[Binding], frozenset[str]]:
+    """`bindings` with every binding of an unclear spelling excluded unless proven (see module
+    docstring), and the set of unclear spellings."""
+    if parsed.language != "c" and not parsed.parse_errors:
+        return bindings, frozenset()  # only C has misparses that tree-sitter does not flag
+    regions, suspects = unclear_regions(parsed)
+    if not regions:
+        return bindings, frozenset()
+    occurrences = code_occurrences(parsed)
+    starts = [start for start, _, _ in regions]
+    unclear: dict[str, tuple[int, str]] = {}  # spelling -> (first unclear occurrence, what)
+    for name, positions in occurrences.items():
+        for position in positions:
+            what = _region_at(regions, starts, position)
+            if what is not None:
+                unclear[name] = (position, what)
+                break
+    if not unclear:
+        return bindings, frozenset()
+    by_name: dict[str, list[int]] = defaultdict(list)
+    for index, binding in enumerate(bindings):
+        by_name[binding.name].append(index)
+    result = list(bindings)
+    for name, (position, what) in unclear.items():
+        indices = by_name.get(name, [])
+        if not indices or all(bindings[i].excluded for i in indices):
+            continue
+        if _proven([bindings[i] for i in indices], occurrences[name], suspects, parsed):
+            continue
+        line = parsed.source.count(b"\n", 0, position) + 1
+        reason = (
+            f"its name also occurs at line {line}, in or next to {what}, where the parser's reading "
+            "cannot be trusted to tell which variable each occurrence refers to"
+        )
+        for i in indices:
+            if not result[i].excluded:
+                b = result[i]
+                result[i] = Binding(b.name, b.kind, b.scope, b.scope_span, b.spans, reason)
+    return result, frozenset(unclear)
+
+
+def _proven(group: list[Binding], positions: list[int], suspects: list[Span], parsed: Parsed) -> bool:
+    """Renaming the spelling is a substitution of all its code occurrences, of real variables.
+
+    Every binding of the spelling is renameable and declared in a statement with no sign of
+    misparsing, and every code occurrence of the spelling is one of their spans: then a rename
+    (which renames all renameable bindings of a name together) replaces the spelling
+    everywhere it could denote anything, whichever binding the parser gave each occurrence.
+    """
+    if any(b.excluded for b in group):
+        return False
+    if {start for b in group for start, _ in b.spans} != set(positions):
+        return False
+    for binding in group:
+        declared = _declaring_unit(_leaf_at(parsed, binding.spans[0][0]), parsed.language)
+        low, high = declared.start_byte, declared.end_byte
+        if any(low <= start and end <= high for start, end in suspects):
+            return False
+    return True
+
+
+def _region_at(regions: list[tuple[int, int, str]], starts: list[int], position: int) -> str | None:
+    # Regions may overlap and nest; they are few, so scan the ones starting at or before it.
+    for i in range(bisect.bisect_right(starts, position) - 1, -1, -1):
+        start, end, what = regions[i]
+        if start <= position < end:
+            return what
+    return None
+
+
+def unclear_regions(parsed: Parsed) -> tuple[list[tuple[int, int, str]], list[Span]]:
+    """(start, end, what) of every unclear region, sorted, and the spans of the misparse
+    signs themselves (the statements a proven binding must not be declared in)."""
+    language = parsed.language
+    containers = _CONTAINERS[language]
+    keywords = _HARD_KEYWORDS[language]
+    source = parsed.source
+    regions: list[tuple[int, int, str]] = []
+    suspects: list[Span] = []
+
+    def mark(node: Node, what: str) -> None:
+        what = f"{what} (line {node.start_point[0] + 1})"
+        statement = _statement(node, containers)
+        suspects.append((node.start_byte, node.end_byte))
+        regions.append((statement.start_byte, statement.end_byte, what))
+        for step in (-1, +1):
+            neighbour = _sibling(statement, step)
+            if neighbour is not None:
+                regions.append((*_near_part(neighbour, step, source), what))
+
+    cursor = parsed.tree.walk()
+    visited_children = False
+    while True:
+        node = cursor.node
+        if not visited_children:
+            kind = node.type
+            if kind == "ERROR":
+                mark(node, "code that does not parse")
+            elif node.is_missing:
+                if not (language == "c" and _understood_missing(node)):
+                    mark(node, f"a missing {kind!r} the parser inserted")
+            elif kind in ("identifier", "type_identifier") and source[node.start_byte : node.end_byte].decode(
+                "utf-8", "surrogateescape"
+            ) in keywords:
+                mark(node, "a keyword read as a name")
+            elif language == "c" and kind in _C_STATEMENTS and node.parent is not None and node.parent.type == "translation_unit":
+                if not _headerless_part(node):
+                    mark(node, "a statement outside any function (a lost brace ended the function early)")
+            elif language == "c":
+                what = _c_macro_shape(node, source)
+                if what is not None:
+                    mark(node, what)
+                elif kind in _C_MACRO_DEFS and _lost_continuation(node, source):
+                    # The body's remaining lines were read as code: nothing after it in the
+                    # block can be trusted.
+                    parent = node.parent or node
+                    suspects.append((node.start_byte, parent.end_byte))
+                    line = node.start_point[0] + 1
+                    regions.append((node.start_byte, parent.end_byte, f"a #define whose continuation lines were cut off (line {line})"))
+            if cursor.goto_first_child():
+                continue
+        if cursor.goto_next_sibling():
+            visited_children = False
+        elif cursor.goto_parent():
+            visited_children = True
+        else:
+            break
+    regions.sort()
+    return regions, suspects
+
+
+def _c_macro_shape(node: Node, source: bytes) -> str | None:
+    kind = node.type
+    if kind == "expression_statement":
+        named = node.named_children
+        if len(named) == 1 and named[0].type == "identifier":
+            return "a statement that is a bare name (a macro)"
+    elif kind == "declaration":
+        type_node = node.child_by_field_name("type")
+        declarator = node.child_by_field_name("declarator")
+        if type_node is None or declarator is None:
+            return None
+        if type_node.type == "type_identifier" and type_node.end_point[0] < declarator.start_point[0]:
+            return "a declaration whose type stands on an earlier line (a macro line glued to the next statement)"
+        for i, child in enumerate(node.children):
+            if node.field_name_for_child(i) == "declarator" and child.type == "parenthesized_declarator":
+                return "a declaration of a parenthesised name (a call read as a declaration)"
+    return None
+
+
+def _lost_continuation(node: Node, source: bytes) -> bool:
+    value = node.child_by_field_name("value")
+    return value is not None and source[value.start_byte : value.end_byte].rstrip().endswith(b"\\")
+
+
+def _understood_missing(node: Node) -> bool:
+    parent = node.parent
+    return parent is not None and parent.type == "expression_statement" and _headerless_part(parent)
+
+
+def _headerless_part(statement: Node) -> bool:
+    """Whether a file-scope statement is the header or the body of a C function whose return
+    type was cut off, which `lang_c` reads as a function (`lang_c.is_headerless`)."""
+    from engine.code.lang_c import is_headerless
+
+    if statement.parent is None or statement.parent.type != "translation_unit":
+        return False
+    if statement.type == "compound_statement":
+        header = statement.prev_named_sibling
+        return header is not None and header.type == "expression_statement" and _headerless_part(header)
+    following = statement.next_named_sibling
+    return (
+        statement.type == "expression_statement"
+        and following is not None
+        and following.type == "compound_statement"
+        and is_headerless(statement)
+    )
+
+
+# The node that declares a variable, for the proof that the declaration itself is not a
+# misreading: the nearest of these around the declared name, else its statement.
+_DECLARING = {
+    "c": frozenset({"declaration", "parameter_declaration", "parameter_list"}),
+    "java": frozenset(
+        {
+            "local_variable_declaration",
+            "formal_parameter",
+            "spread_parameter",
+            "catch_formal_parameter",
+            "resource",
+            "inferred_parameters",
+        }
+    ),
+    "python": frozenset({"parameters", "lambda_parameters", "assignment", "augmented_assignment", "for_in_clause", "with_item"}),
+}
+
+
+def _declaring_unit(node: Node, language: str) -> Node:
+    units, containers = _DECLARING[language], _CONTAINERS[language]
+    while node.parent is not None and node.type not in units and node.parent.type not in containers:
+        node = node.parent
+    return node
+
+
+def _statement(node: Node, containers: frozenset[str]) -> Node:
+    while node.parent is not None and node.parent.type not in containers:
+        node = node.parent
+    return node
+
+
+def _sibling(node: Node, step: int) -> Node | None:
+    sibling = node.prev_named_sibling if step < 0 else node.next_named_sibling
+    while sibling is not None and "comment" in sibling.type:
+        sibling = sibling.prev_named_sibling if step < 0 else sibling.next_named_sibling
+    return sibling
+
+
+# A neighbouring statement longer than this many rows (a whole function or class next to a
+# broken line) is unclear only on its row next to the sign, not in its entire body.
+_NEIGHBOUR_ROWS = 4
+
+
+def _near_part(node: Node, step: int, source: bytes) -> Span:
+    if node.end_point[0] - node.start_point[0] <= _NEIGHBOUR_ROWS:
+        return node.start_byte, node.end_byte
+    if step < 0:  # the row the previous statement ends on
+        return source.rfind(b"\n", node.start_byte, node.end_byte) + 1, node.end_byte
+    row_end = source.find(b"\n", node.start_byte, node.end_byte)
+    return node.start_byte, row_end if row_end >= 0 else node.end_byte
+
+
+def _leaf_at(parsed: Parsed, position: int) -> Node:
+    return parsed.root.descendant_for_byte_range(position, position)

@@ -39,7 +39,7 @@ from collections import defaultdict
 from tree_sitter import Node
 
 from engine.code.model import Binding, Span
-from engine.code.parsing import Parsed
+from engine.code.parsing import WORD, Parsed
 
 # Token kinds whose words may be a use of a variable. A name after `.`/`->` in C is a
 # `field_identifier`; comments, strings and labels have kinds of their own. `gap` is text the
@@ -235,11 +235,35 @@ def _proven(group: list[Binding], positions: list[int], suspects: list[Span], pa
     if {start for b in group for start, _ in b.spans} != set(positions):
         return False
     for binding in group:
-        declared = _declaring_unit(_leaf_at(parsed, binding.spans[0][0]), parsed.language)
+        name = _leaf_at(parsed, binding.spans[0][0])
+        declared = _declaring_unit(name, parsed.language)
         low, high = declared.start_byte, declared.end_byte
-        if any(low <= start and end <= high for start, end in suspects):
-            return False
+        value = _initializer(name, declared)
+        for start, end in suspects:
+            if low <= start and end <= high and not (value and value[0] <= start and end <= value[1]):
+                return False
     return True
+
+
+# (node type, field) of the initializer next to a declared name: broken code in the value
+# (``int b = a +;``) does not make the declaration a misreading.
+_VALUES = {
+    "c": ("init_declarator", "value"),
+    "java": ("variable_declarator", "value"),
+    "python": ("assignment", "right"),
+}
+
+
+def _initializer(name: Node, unit: Node) -> Span | None:
+    node = name
+    while node is not None and node != unit.parent:
+        for kind, value_field in _VALUES.values():
+            if node.type == kind:
+                value = node.child_by_field_name(value_field)
+                if value is not None and not (value.start_byte <= name.start_byte < value.end_byte):
+                    return value.start_byte, value.end_byte
+        node = node.parent
+    return None
 
 
 def _region_at(regions: list[tuple[int, int, str]], starts: list[int], position: int) -> str | None:
@@ -277,8 +301,16 @@ def unclear_regions(parsed: Parsed) -> tuple[list[tuple[int, int, str]], list[Sp
         node = cursor.node
         if not visited_children:
             kind = node.type
+            if language == "c" and kind == "expression_statement" and _headerless_part(node):
+                # A function header whose return type was cut off: `lang_c` reads its
+                # parameters from the tokens, whatever error recovery made of them.
+                visited_children = True
+                continue
             if kind == "ERROR":
-                mark(node, "code that does not parse")
+                if _has_word(node, source):
+                    mark(node, "code that does not parse")
+                else:  # stray punctuation (`a +;`): the names around it are still read right
+                    regions.append((*_span(_statement(node, containers)), f"code that does not parse (line {node.start_point[0] + 1})"))
             elif node.is_missing:
                 if not (language == "c" and _understood_missing(node)):
                     mark(node, f"a missing {kind!r} the parser inserted")
@@ -329,6 +361,14 @@ def _c_macro_shape(node: Node, source: bytes) -> str | None:
             if node.field_name_for_child(i) == "declarator" and child.type == "parenthesized_declarator":
                 return "a declaration of a parenthesised name (a call read as a declaration)"
     return None
+
+
+def _span(node: Node) -> Span:
+    return node.start_byte, node.end_byte
+
+
+def _has_word(node: Node, source: bytes) -> bool:
+    return WORD.search(source, node.start_byte, node.end_byte) is not None
 
 
 def _lost_continuation(node: Node, source: bytes) -> bool:

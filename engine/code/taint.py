@@ -104,6 +104,9 @@ _HARD_KEYWORDS = {
     "python": frozenset(keyword.kwlist),
 }
 
+# A stray-punctuation ERROR right after one of these ends its initializer (`int b = a +;`).
+_DECLARATORS_WITH_VALUE = frozenset({"init_declarator", "variable_declarator"})
+
 _C_MACRO_DEFS = frozenset({"preproc_def", "preproc_function_def"})
 # Statements, which C only allows inside a function: one at file scope means a lost `}` (or a
 # macro) ended the function early, and the scopes after it are the parser's invention.
@@ -198,11 +201,21 @@ def exclude_unclear(bindings: list[Binding], parsed: Parsed) -> tuple[list[Bindi
             if what is not None:
                 unclear[name] = (position, what)
                 break
-    if not unclear:
-        return bindings, frozenset()
     by_name: dict[str, list[int]] = defaultdict(list)
     for index, binding in enumerate(bindings):
         by_name[binding.name].append(index)
+    # A lost brace moves the end of every scope after it, far from the sign itself: there, an
+    # occurrence that no binding claims may well belong to the variable of that name.
+    first_sign = regions[0][2]
+    for name, indices in by_name.items():
+        if name in unclear or name not in occurrences:
+            continue
+        claimed = {start for i in indices for start, _ in bindings[i].spans}
+        loose = [position for position in occurrences[name] if position not in claimed]
+        if loose:
+            unclear[name] = (loose[0], f"no declaration that claims it, in a program with {first_sign}")
+    if not unclear:
+        return bindings, frozenset()
     result = list(bindings)
     for name, (position, what) in unclear.items():
         indices = by_name.get(name, [])
@@ -234,15 +247,41 @@ def _proven(group: list[Binding], positions: list[int], suspects: list[Span], pa
         return False
     if {start for b in group for start, _ in b.spans} != set(positions):
         return False
+    containers = _CONTAINERS[parsed.language]
     for binding in group:
         name = _leaf_at(parsed, binding.spans[0][0])
-        declared = _declaring_unit(name, parsed.language)
-        low, high = declared.start_byte, declared.end_byte
-        value = _initializer(name, declared)
+        unit = _declaring_unit(name, parsed.language)
+        low, high = _header(_statement(unit, containers), containers)
+        low, high = min(low, unit.start_byte), max(high, unit.end_byte)
+        value = _initializer(name, unit)
         for start, end in suspects:
             if low <= start and end <= high and not (value and value[0] <= start and end <= value[1]):
                 return False
     return True
+
+
+def _before_declarator(node: Node) -> bool:
+    parent = node.parent
+    if parent is None or parent.type not in ("function_definition", "declaration"):
+        return False
+    declarator = parent.child_by_field_name("declarator")
+    return declarator is not None and node.end_byte <= declarator.start_byte
+
+
+def _header(statement: Node, containers: frozenset[str]) -> Span:
+    """The statement without its body (a function's declarator, a loop's head, a whole
+    declaration): where a sign of misparsing makes its declarations doubtful. A function's
+    return type and specifiers are left out: a macro there (`int av_cold f(...)`) does not
+    change what the parameter list declares."""
+    if statement.type == "function_definition":
+        declarator = statement.child_by_field_name("declarator")
+        body = statement.child_by_field_name("body")
+        if declarator is not None:
+            return declarator.start_byte, body.start_byte if body is not None else statement.end_byte
+    for i, child in enumerate(statement.children):
+        if statement.field_name_for_child(i) == "body" or (child.type in containers and child.type != "ERROR"):
+            return statement.start_byte, child.start_byte
+    return statement.start_byte, statement.end_byte
 
 
 # (node type, field) of the initializer next to a declared name: broken code in the value
@@ -307,10 +346,17 @@ def unclear_regions(parsed: Parsed) -> tuple[list[tuple[int, int, str]], list[Sp
                 visited_children = True
                 continue
             if kind == "ERROR":
-                if _has_word(node, source):
+                if _before_declarator(node):
+                    # `int attribute_align_arg f(...)`: a macro among a function's specifiers.
+                    regions.append((*_span(node), f"code that does not parse (line {node.start_point[0] + 1})"))
+                elif _has_word(node, source):
                     mark(node, "code that does not parse")
-                else:  # stray punctuation (`a +;`): the names around it are still read right
-                    regions.append((*_span(_statement(node, containers)), f"code that does not parse (line {node.start_point[0] + 1})"))
+                else:  # stray punctuation: the names around it are still read right ...
+                    statement = _statement(node, containers)
+                    regions.append((*_span(statement), f"code that does not parse (line {node.start_point[0] + 1})"))
+                    previous = node.prev_named_sibling
+                    if previous is None or previous.type not in _DECLARATORS_WITH_VALUE:
+                        suspects.append(_span(node))  # ... unless it splits a declaration
             elif node.is_missing:
                 if not (language == "c" and _understood_missing(node)):
                     mark(node, f"a missing {kind!r} the parser inserted")
@@ -325,13 +371,14 @@ def unclear_regions(parsed: Parsed) -> tuple[list[tuple[int, int, str]], list[Sp
                 what = _c_macro_shape(node, source)
                 if what is not None:
                     mark(node, what)
-                elif kind in _C_MACRO_DEFS and _lost_continuation(node, source):
-                    # The body's remaining lines were read as code: nothing after it in the
-                    # block can be trusted.
+                elif kind in _C_MACRO_DEFS and _broken_macro(node, source):
+                    # Its body's remaining lines were read as code, or it took a brace of the
+                    # code with it: nothing after it in the block can be trusted.
+                    what = "a #define whose body was cut off or takes a brace with it"
+                    mark(node, what)
                     parent = node.parent or node
                     suspects.append((node.start_byte, parent.end_byte))
-                    line = node.start_point[0] + 1
-                    regions.append((node.start_byte, parent.end_byte, f"a #define whose continuation lines were cut off (line {line})"))
+                    regions.append((node.start_byte, parent.end_byte, f"{what} (line {node.start_point[0] + 1})"))
             if cursor.goto_first_child():
                 continue
         if cursor.goto_next_sibling():
@@ -371,9 +418,14 @@ def _has_word(node: Node, source: bytes) -> bool:
     return WORD.search(source, node.start_byte, node.end_byte) is not None
 
 
-def _lost_continuation(node: Node, source: bytes) -> bool:
+def _broken_macro(node: Node, source: bytes) -> bool:
+    """A #define whose body ends in a line continuation (its next lines were lost) or whose
+    braces do not balance (so the block structure of the code around it is not what it seems)."""
     value = node.child_by_field_name("value")
-    return value is not None and source[value.start_byte : value.end_byte].rstrip().endswith(b"\\")
+    if value is None:
+        return False
+    body = source[value.start_byte : value.end_byte]
+    return body.rstrip().endswith(b"\\") or body.count(b"{") != body.count(b"}")
 
 
 def _understood_missing(node: Node) -> bool:

@@ -36,8 +36,11 @@ import bisect
 import keyword
 from collections import defaultdict
 
-from tree_sitter import Node
+from functools import lru_cache
 
+from tree_sitter import Node, Query, QueryCursor
+
+from engine.code.languages import grammar
 from engine.code.model import Binding, Span
 from engine.code.parsing import WORD, Parsed
 
@@ -129,22 +132,25 @@ _C_STATEMENTS = frozenset(
 )
 
 
-# (parent type, field name) of name leaves that are never a variable: member names, names of
-# keyword arguments, struct tags (a namespace of their own), method names.
+# Name leaves that are never a variable: member names, names of keyword arguments, struct
+# tags (a namespace of their own), method names.
 _NOT_A_VARIABLE = {
-    "c": frozenset(
-        {("struct_specifier", "name"), ("union_specifier", "name"), ("enum_specifier", "name")}
-    ),
-    "java": frozenset(
-        {
-            ("field_access", "field"),
-            ("method_invocation", "name"),
-            ("method_reference", None),
-            ("method_declaration", "name"),
-            ("constructor_declaration", "name"),
-        }
-    ),
-    "python": frozenset({("attribute", "attribute"), ("keyword_argument", "name")}),
+    "c": """
+        (struct_specifier name: (type_identifier) @member)
+        (union_specifier name: (type_identifier) @member)
+        (enum_specifier name: (type_identifier) @member)
+    """,
+    "java": """
+        (field_access field: (identifier) @member)
+        (method_invocation name: (identifier) @member)
+        (method_declaration name: (identifier) @member)
+        (constructor_declaration name: (identifier) @member)
+        (method_reference (identifier) @member .)
+    """,
+    "python": """
+        (attribute attribute: (identifier) @member)
+        (keyword_argument name: (identifier) @member)
+    """,
 }
 
 
@@ -162,26 +168,13 @@ def code_occurrences(parsed: Parsed) -> dict[str, list[int]]:
 
 
 def _member_positions(parsed: Parsed) -> set[int]:
-    table = _NOT_A_VARIABLE[parsed.language]
-    positions: set[int] = set()
-    cursor = parsed.tree.walk()
-    visited_children = False
-    while True:
-        node = cursor.node
-        if not visited_children:
-            if node.child_count == 0 and node.parent is not None:
-                parent_type = node.parent.type
-                if (parent_type, cursor.field_name) in table or (parent_type, None) in table:
-                    positions.add(node.start_byte)
-            if cursor.goto_first_child():
-                continue
-        if cursor.goto_next_sibling():
-            visited_children = False
-        elif cursor.goto_parent():
-            visited_children = True
-        else:
-            break
-    return positions
+    captures = QueryCursor(_member_query(parsed.language)).captures(parsed.root)
+    return {node.start_byte for nodes in captures.values() for node in nodes}
+
+
+@lru_cache(maxsize=None)
+def _member_query(language: str) -> Query:
+    return Query(grammar(language), _NOT_A_VARIABLE[language])
 
 
 def exclude_unclear(bindings: list[Binding], parsed: Parsed) -> tuple[list[Binding], frozenset[str]]:
@@ -334,61 +327,85 @@ def unclear_regions(parsed: Parsed) -> tuple[list[tuple[int, int, str]], list[Sp
             if neighbour is not None:
                 regions.append((*_near_part(neighbour, step, source), what))
 
-    cursor = parsed.tree.walk()
-    visited_children = False
-    while True:
-        node = cursor.node
-        if not visited_children:
-            kind = node.type
-            if language == "c" and kind == "expression_statement" and _headerless_part(node):
-                # A function header whose return type was cut off: `lang_c` reads its
-                # parameters from the tokens, whatever error recovery made of them.
-                visited_children = True
-                continue
-            if kind == "ERROR":
-                if _before_declarator(node):
-                    # `int attribute_align_arg f(...)`: a macro among a function's specifiers.
-                    regions.append((*_span(node), f"code that does not parse (line {node.start_point[0] + 1})"))
-                elif _has_word(node, source):
-                    mark(node, "code that does not parse")
-                else:  # stray punctuation: the names around it are still read right ...
-                    statement = _statement(node, containers)
-                    regions.append((*_span(statement), f"code that does not parse (line {node.start_point[0] + 1})"))
-                    previous = node.prev_named_sibling
-                    if previous is None or previous.type not in _DECLARATORS_WITH_VALUE:
-                        suspects.append(_span(node))  # ... unless it splits a declaration
-            elif node.is_missing:
-                if not (language == "c" and _understood_missing(node)):
-                    mark(node, f"a missing {kind!r} the parser inserted")
-            elif kind in ("identifier", "type_identifier") and source[node.start_byte : node.end_byte].decode(
-                "utf-8", "surrogateescape"
-            ) in keywords:
+    def classify(node: Node) -> None:
+        kind = node.type
+        if kind == "ERROR":
+            if _before_declarator(node):
+                # `int attribute_align_arg f(...)`: a macro among a function's specifiers.
+                regions.append((*_span(node), f"code that does not parse (line {node.start_point[0] + 1})"))
+            elif _has_word(node, source):
+                mark(node, "code that does not parse")
+            else:  # stray punctuation: the names around it are still read right ...
+                statement = _statement(node, containers)
+                regions.append((*_span(statement), f"code that does not parse (line {node.start_point[0] + 1})"))
+                previous = node.prev_named_sibling
+                if previous is None or previous.type not in _DECLARATORS_WITH_VALUE:
+                    suspects.append(_span(node))  # ... unless it splits a declaration
+        elif node.is_missing:
+            if not (language == "c" and _understood_missing(node)):
+                mark(node, f"a missing {kind!r} the parser inserted")
+        elif kind in ("identifier", "type_identifier"):
+            if source[node.start_byte : node.end_byte].decode("utf-8", "surrogateescape") in keywords:
                 mark(node, "a keyword read as a name")
-            elif language == "c" and kind in _C_STATEMENTS and node.parent is not None and node.parent.type == "translation_unit":
-                if not _headerless_part(node):
-                    mark(node, "a statement outside any function (a lost brace ended the function early)")
-            elif language == "c":
-                what = _c_macro_shape(node, source)
-                if what is not None:
-                    mark(node, what)
-                elif kind in _C_MACRO_DEFS and _broken_macro(node, source):
-                    # Its body's remaining lines were read as code, or it took a brace of the
-                    # code with it: nothing after it in the block can be trusted.
-                    what = "a #define whose body was cut off or takes a brace with it"
-                    mark(node, what)
-                    parent = node.parent or node
-                    suspects.append((node.start_byte, parent.end_byte))
-                    regions.append((node.start_byte, parent.end_byte, f"{what} (line {node.start_point[0] + 1})"))
-            if cursor.goto_first_child():
-                continue
-        if cursor.goto_next_sibling():
-            visited_children = False
-        elif cursor.goto_parent():
-            visited_children = True
+        elif language != "c":
+            return
+        elif kind in _C_STATEMENTS and node.parent is not None and node.parent.type == "translation_unit":
+            if not _headerless_part(node):
+                mark(node, "a statement outside any function (a lost brace ended the function early)")
+        elif kind in _C_MACRO_DEFS:
+            if _broken_macro(node, source):
+                # Its body's remaining lines were read as code, or it took a brace of the code
+                # with it: nothing after it in the block can be trusted.
+                what = "a #define whose body was cut off or takes a brace with it"
+                mark(node, what)
+                parent = node.parent or node
+                suspects.append((node.start_byte, parent.end_byte))
+                regions.append((node.start_byte, parent.end_byte, f"{what} (line {node.start_point[0] + 1})"))
         else:
-            break
+            what = _c_macro_shape(node, source)
+            if what is not None:
+                mark(node, what)
+
+    # The few node kinds that can be a sign, found by tree-sitter itself (a walk over every
+    # node in Python would cost more than the rest of extraction).
+    for nodes in QueryCursor(_sign_query(language)).captures(parsed.root).values():
+        for node in nodes:
+            if language == "c" and _in_headerless_header(node):
+                continue  # `lang_c` reads that header from its tokens, whatever recovery made of it
+            classify(node)
     regions.sort()
     return regions, suspects
+
+
+@lru_cache(maxsize=None)
+def _sign_query(language: str) -> Query:
+    """Every node in which `unclear_regions` can find a sign of misparsing."""
+    words = " ".join(f'"{word}"' for word in sorted(_HARD_KEYWORDS[language]))
+    patterns = [
+        "(ERROR) @error",
+        "(MISSING) @missing",
+        f"((identifier) @name (#any-of? @name {words}))",
+    ]
+    if language != "python":
+        patterns.append(f"((type_identifier) @name (#any-of? @name {words}))")
+    if language == "c":
+        statements = " ".join(f"({kind})" for kind in sorted(_C_STATEMENTS))
+        patterns += [
+            f"(translation_unit [{statements}] @file_scope)",
+            "(expression_statement . (identifier) .) @bare",
+            "(declaration type: (type_identifier)) @declaration",
+            "(declaration declarator: (parenthesized_declarator)) @declaration",
+            "(preproc_def) @define",
+            "(preproc_function_def) @define",
+        ]
+    return Query(grammar(language), "\n".join(patterns))
+
+
+def _in_headerless_header(node: Node) -> bool:
+    top = node
+    while top.parent is not None and top.parent.type != "translation_unit":
+        top = top.parent
+    return top is not node and top.type == "expression_statement" and _headerless_part(top)
 
 
 def _c_macro_shape(node: Node, source: bytes) -> str | None:

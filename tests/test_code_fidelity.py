@@ -322,35 +322,10 @@ int f(int a)
     return status;
 }
 """,
-    """\
-#define CHECK_PRIVILEGED
-#define CHECK_NOT_DELAY_SLOT
-void g(int);
-void f(int op)
-{
-    switch (op) {
-    case 1:
-        CHECK_PRIVILEGED
-        CHECK_NOT_DELAY_SLOT
-        g(op);
-        return;
-    }
-}
-""",
-    """\
-#define FF_DISABLE_DEPRECATION_WARNINGS
-#define FF_ENABLE_DEPRECATION_WARNINGS
-void g(int);
-void f(int x)
-{
-    int y = x;
-FF_DISABLE_DEPRECATION_WARNINGS
-    if (x)
-        g(x);
-FF_ENABLE_DEPRECATION_WARNINGS
-    g(y);
-}
-""",
+    # The macro shapes, with the macros defined (empty, as the projects' are in some builds).
+    "#define CHECK_PRIVILEGED\n#define CHECK_NOT_DELAY_SLOT\nvoid g(int);\n" + MACRO_IN_CASE,
+    "#define FF_DISABLE_DEPRECATION_WARNINGS\n#define FF_ENABLE_DEPRECATION_WARNINGS\nvoid g(int);\n"
+    + CALL_NEXT_TO_MACRO.replace("    if (x)", "    int y = x;\n    if (y)"),
 ]
 
 

@@ -560,8 +560,9 @@ def _plan_error(node: Node, scope: _Scope, source: bytes, actions: list) -> None
     An identifier that error recovery left loose is not taken as an occurrence (the variable
     of that name is then excluded by `extract`). When a whole function fails to parse,
     tree-sitter returns its pieces flat: ``static int f(int a) { int b; ... if (x) { ... }``
-    with the braces as loose tokens. A function declarator followed by a loose ``{`` still
-    declares its parameters, and loose braces still open and close blocks.
+    with the braces as loose tokens. A function declarator (``f(...)``, or ``*f(...)`` under a
+    pointer declarator) followed by a loose ``{`` still declares its parameters, and loose
+    braces still open and close blocks.
     """
     children = node.children
     current = scope

@@ -14,14 +14,17 @@ next to one of:
   collector understands (a C function whose return type was cut off, `lang_c.is_headerless`);
 - a keyword standing where a name should be (``else`` as a C type, ``throws`` as a Java type);
 - in C, a statement at file scope (a lost ``}`` ended the function early), or one shaped like
-  a macro: a bare name as a statement (``CHECK_END;``), a
-  declaration whose type stands on an earlier line than its declarator (``FOO`` on its own
-  line glued to the next statement), a declarator that is a parenthesised name (``g(x);`` read
-  as a declaration), and a ``#define`` whose continuation was lost (the rest of its block).
+  a macro: a bare name as a statement (``CHECK_END;``), a declaration whose type stands on an
+  earlier line than its declarator (``FOO`` on its own line glued to the next statement), a
+  declarator that is a parenthesised name (``g(x);`` read as a declaration), and a ``#define``
+  whose continuation was lost or whose braces do not balance (then the rest of its block).
+
+A neighbouring statement longer than a few rows is unclear only on its row next to the sign.
 
 A *spelling* is unclear when one of its code occurrences (a name that could be a use of a
 variable: not in a comment or a string, not a member name after ``.``/``->``, not a keyword
-argument's name) lies in an unclear region. Every binding of an unclear spelling is excluded,
+argument's name) lies in an unclear region, or, in a program with any sign, when one of its code
+occurrences is claimed by no binding (a lost brace moves every later scope end). Every binding of an unclear spelling is excluded,
 with a reason, unless the rename is provably a plain substitution: every binding of the
 spelling is renameable and declared in a statement with no sign of misparsing, and every code
 occurrence of the spelling anywhere in the program is a span of one of them. A rename renames
@@ -35,7 +38,6 @@ from __future__ import annotations
 import bisect
 import keyword
 from collections import defaultdict
-
 from functools import lru_cache
 
 from tree_sitter import Node, Query, QueryCursor
@@ -187,12 +189,12 @@ def exclude_unclear(bindings: list[Binding], parsed: Parsed) -> tuple[list[Bindi
         return bindings, frozenset()
     occurrences = code_occurrences(parsed)
     starts = [start for start, _, _ in regions]
-    unclear: dict[str, tuple[int, str]] = {}  # spelling -> (first unclear occurrence, what)
+    unclear: dict[str, tuple[int, str]] = {}  # spelling -> (first unclear occurrence, where)
     for name, positions in occurrences.items():
         for position in positions:
             what = _region_at(regions, starts, position)
             if what is not None:
-                unclear[name] = (position, what)
+                unclear[name] = (position, f"in or next to {what}")
                 break
     by_name: dict[str, list[int]] = defaultdict(list)
     for index, binding in enumerate(bindings):
@@ -206,11 +208,11 @@ def exclude_unclear(bindings: list[Binding], parsed: Parsed) -> tuple[list[Bindi
         claimed = {start for i in indices for start, _ in bindings[i].spans}
         loose = [position for position in occurrences[name] if position not in claimed]
         if loose:
-            unclear[name] = (loose[0], f"no declaration that claims it, in a program with {first_sign}")
+            unclear[name] = (loose[0], f"where no declaration claims it, in a program with {first_sign}")
     if not unclear:
         return bindings, frozenset()
     result = list(bindings)
-    for name, (position, what) in unclear.items():
+    for name, (position, where) in unclear.items():
         indices = by_name.get(name, [])
         if not indices or all(bindings[i].excluded for i in indices):
             continue
@@ -218,7 +220,7 @@ def exclude_unclear(bindings: list[Binding], parsed: Parsed) -> tuple[list[Bindi
             continue
         line = parsed.source.count(b"\n", 0, position) + 1
         reason = (
-            f"its name also occurs at line {line}, in or next to {what}, where the parser's reading "
+            f"its name also occurs at line {line}, {where}, where the parser's reading "
             "cannot be trusted to tell which variable each occurrence refers to"
         )
         for i in indices:

@@ -5,7 +5,10 @@ its tokens are the original's with exactly the occurrences of the renamed variab
 each to its new name, and its binding structure (which occurrences refer to which declared
 variable) is the original's. Token comparison alone would accept a partial rename
 (``x = 1; y = x`` -> ``z = 1; y = x``) or a rename that also hit a field; comparing binding
-structure and the exact set of changed positions rejects both.
+structure and the exact set of changed positions rejects both. The structure includes which
+bindings are excluded, so a rename after which an excluded variable becomes renameable (or the
+reverse) is rejected too; and a renamed name that touched a misparse in the original
+(`Extraction.unclear_names`) must have no code occurrence left under its old spelling.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from engine.code.extract import extract, extract_parsed
 from engine.code.languages import spec
 from engine.code.model import Extraction
 from engine.code.parsing import parse, to_text
+from engine.code.taint import code_occurrences
 
 
 @dataclass
@@ -109,18 +113,34 @@ def _alpha_equivalent(before: Extraction, after: Extraction, mapping: Mapping[st
             what = "a name that is not an occurrence of a renamed variable" if a_type in names else "a non-identifier token"
             reasons.append(f"line {_line(before, a0)}: {_show(a_text)} -> {_show(b_text)} changes {what}")
             return False
-    if _structure(before, mapping) != _structure(after, {}):
-        reasons.append("the binding structure changed (an occurrence now refers to a different variable)")
+    unclear = [old for old in mapping if old in before.unclear_names]
+    if unclear:
+        left = code_occurrences(parse(after.source, after.language))
+        for old in unclear:
+            if left.get(old):
+                reasons.append(
+                    f"line {_line(after, left[old][0])}: {old!r} is still used after renaming it, next to code "
+                    "the parser did not understand (a partial rename)"
+                )
+                return False
+    before_structure, after_structure = _structure(before, mapping), _structure(after, {})
+    if before_structure != after_structure:
+        flags_only = {s[:2] for s in before_structure} == {s[:2] for s in after_structure}
+        reasons.append(
+            "which variables are excluded from renaming changed" if flags_only
+            else "the binding structure changed (an occurrence now refers to a different variable)"
+        )
         return False
     return True
 
 
-def _structure(extraction: Extraction, mapping: Mapping[str, str]) -> set[tuple[str, frozenset[int]]]:
+def _structure(extraction: Extraction, mapping: Mapping[str, str]) -> set[tuple[str, frozenset[int], bool]]:
     index_of = {start: i for i, (start, _, _) in enumerate(extraction.tokens)}
     structure = set()
     for binding in extraction.bindings:
         name = binding.name if binding.excluded else mapping.get(binding.name, binding.name)
-        structure.add((name, frozenset(index_of.get(start, -start - 1) for start, _ in binding.spans)))
+        positions = frozenset(index_of.get(start, -start - 1) for start, _ in binding.spans)
+        structure.add((name, positions, binding.excluded is not None))
     return structure
 
 

@@ -3,8 +3,8 @@
 Each language module reports *bindings* (a declared variable in a scope with all the
 occurrences that refer to it). This module adds the checks that are the same for every
 language: a binding that also occurs inside text the parser could not read (an ERROR node, a
-macro body) is excluded with its reason, and bindings are grouped by name, the unit an
-attack renames.
+macro body) is excluded with its reason, every binding of a spelling that touches a misparse is
+excluded unless proven (`taint`), and bindings are grouped by name, the unit an attack renames.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from importlib import import_module
 
 from engine.code.model import Binding, Exclusion, Extraction, Identifier
 from engine.code.parsing import Parsed, parse
+from engine.code.taint import exclude_unclear
 
 Collector = Callable[[Parsed], list[Binding]]
 
@@ -36,6 +37,7 @@ def extract(source: str | bytes, language: str) -> Extraction:
 
 def extract_parsed(parsed: Parsed) -> Extraction:
     bindings = [_exclude_if_opaque(b, parsed) for b in collector(parsed.language)(parsed)]
+    bindings, unclear = exclude_unclear(bindings, parsed)
     identifiers, exclusions = _group_by_name(bindings)
     return Extraction(
         language=parsed.language,
@@ -46,6 +48,7 @@ def extract_parsed(parsed: Parsed) -> Extraction:
         parse_errors=parsed.parse_errors,
         bindings=bindings,
         tokens=parsed.tokens,
+        unclear_names=unclear,
     )
 
 

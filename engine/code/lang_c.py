@@ -558,8 +558,9 @@ def _plan_error(node: Node, scope: _Scope, source: bytes, actions: list) -> None
     An identifier that error recovery left loose is not taken as an occurrence (the variable
     of that name is then excluded by `extract`). When a whole function fails to parse,
     tree-sitter returns its pieces flat: ``static int f(int a) { int b; ... if (x) { ... }``
-    with the braces as loose tokens. A function declarator followed by a loose ``{`` still
-    declares its parameters, and loose braces still open and close blocks.
+    with the braces as loose tokens. A function declarator (``f(...)``, or ``*f(...)`` under a
+    pointer declarator) followed by a loose ``{`` still declares its parameters, and loose
+    braces still open and close blocks.
     """
     children = node.children
     current = scope
@@ -578,7 +579,7 @@ def _plan_error(node: Node, scope: _Scope, source: bytes, actions: list) -> None
         elif kind_of == "}":
             if opened:
                 current = opened.pop()
-        elif kind_of == "function_declarator" and _next_token_type(children, i) == "{":
+        elif kind_of in _DECLARATORS and _next_token_type(children, i) == "{":  # `f(...)`, `*f(...)`
             own, name = _function_declarator(child)
             if own is None:
                 actions.append((_WALK, child, current, None))
@@ -633,7 +634,7 @@ def _plan_top_level(node: Node, scope: _Scope, source: bytes, actions: list) -> 
             child.type == "expression_statement"
             and i + 1 < count
             and children[i + 1].type == "compound_statement"
-            and _is_headerless(child)
+            and is_headerless(child)
         ):
             call = child.children[0]
             callee = call.child_by_field_name("function")
@@ -647,7 +648,7 @@ def _plan_top_level(node: Node, scope: _Scope, source: bytes, actions: list) -> 
         actions.append((_WALK, child, scope, None))
 
 
-def _is_headerless(statement: Node) -> bool:
+def is_headerless(statement: Node) -> bool:
     if statement.child_count != 2 or not statement.children[1].is_missing:
         return False
     call = statement.children[0]

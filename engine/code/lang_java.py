@@ -59,7 +59,7 @@ from bisect import bisect_left
 from tree_sitter import Node
 
 from engine.code.model import Binding
-from engine.code.parsing import Parsed
+from engine.code.parsing import Parsed, parse
 
 # Subtrees that hold no expression name: qualified names of packages, imports, modules and
 # annotations (``scoped_identifier`` only occurs in those), comments and plain literals.
@@ -239,6 +239,55 @@ class _Decl:
 
 
 def collect_bindings(parsed: Parsed) -> list[Binding]:
+    inside = _inside_its_class(parsed)
+    return inside if inside is not None else _collect(parsed)
+
+
+def _inside_its_class(parsed: Parsed) -> list[Binding] | None:
+    """The bindings of a constructor extracted without its class, read inside one.
+
+    Alone, ``Repo(Path path) throws IOException { ... }`` reads as a call, a local
+    ``IOException`` and a block; in ``class Repo { ... }`` it reads as what it is. The spans
+    are mapped back to the original text (the prefix is on the same line, so lines agree);
+    `engine.code.taint` still judges the names against the original's broken parse.
+    """
+    name = _bare_constructor_name(parsed)
+    if name is None:
+        return None
+    prefix = b"class " + name + b" { "
+    inner = parse(prefix + parsed.source + b"\n}\n", "java")
+    if inner.parse_errors >= parsed.parse_errors:
+        return None
+    shift, limit = len(prefix), len(parsed.source)
+    bindings = []
+    for b in _collect(inner):
+        spans = tuple((start - shift, end - shift) for start, end in b.spans if start >= shift and end - shift <= limit)
+        if spans:
+            lo, hi = b.scope_span
+            scope_span = (max(lo - shift, 0), min(hi - shift, limit))
+            bindings.append(Binding(b.name, b.kind, b.scope, scope_span, spans, b.excluded))
+    return bindings
+
+
+def _bare_constructor_name(parsed: Parsed) -> bytes | None:
+    parts = [child for child in parsed.root.named_children if "comment" not in child.type]
+    if len(parts) not in (2, 3) or parts[0].type != "expression_statement" or parts[-1].type != "block":
+        return None
+    header = parts[0]
+    call = header.named_children[0] if header.named_child_count else None
+    if call is None or call.type != "method_invocation" or call.child_by_field_name("object") is not None:
+        return None
+    if not header.children[-1].is_missing:
+        return None
+    if len(parts) == 3:  # `throws A, B` read as a declaration of locals of type `throws`
+        kind = parts[1].child_by_field_name("type")
+        if parts[1].type != "local_variable_declaration" or kind is None or _text(kind, parsed.source) != "throws":
+            return None
+    name = call.child_by_field_name("name")
+    return parsed.source[name.start_byte : name.end_byte] if name is not None else None
+
+
+def _collect(parsed: Parsed) -> list[Binding]:
     walk = _Walk(parsed)
     stack = walk.stack
     cursor = parsed.root.walk()

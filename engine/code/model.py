@@ -97,6 +97,9 @@ class Extraction:
     # alpha-equivalence check compares between an original and its renamed version.
     bindings: list[Binding] = field(repr=False, default_factory=list)
     tokens: list[tuple[int, int, str]] = field(repr=False, default_factory=list)
+    # Spellings with a code occurrence in or next to a misparse (`engine.code.taint`): any of
+    # them still renameable was proven to have one binding covering all its occurrences.
+    unclear_names: frozenset[str] = field(repr=False, default_factory=frozenset)
     # What a new name would collide with (`engine.code.collisions`), built by the first check
     # that needs it: extraction alone (and every re-extraction in `check_rename`) never pays for it.
     collisions: object | None = field(repr=False, compare=False, default=None)

@@ -365,3 +365,21 @@ def test_model_names_are_short_and_variants_carry_their_parents_name(tmp_path):
     assert _model_name(variant, {}, {"method": "none"}, None) == "prune"
     assert _model_name(variant, {"name": "codebert-p40"}, compression, None) == "codebert-p40"
     assert _model_name("microsoft/codebert-base", {}, {"method": "none"}, None) == "microsoft/codebert-base"
+
+
+def test_the_model_block_carries_a_variants_timing_of_its_parent(tmp_path):
+    """The report's only latency for an original comes from its variants' side-by-side measurement."""
+    from engine.attacks.runner import model_info
+
+    variant = tmp_path / "variant"
+    variant.mkdir()
+    (variant / "manifest.json").write_text(json.dumps({
+        "fingerprint": "fv", "compression": {"method": "prune", "parent": "fp"}, "latency_ms_batch1": 2.0,
+        "measurement": {"parent": {"fingerprint": "fp", "latency_ms_batch1": 5.0, "throughput_per_s": 300.0,
+                                   "test_metrics": {"accuracy": 0.5}}}}))
+    original = tmp_path / "original"
+    original.mkdir()
+    (original / "manifest.json").write_text(json.dumps({"fingerprint": "fp"}))
+    block = model_info(variant, ConstantVictim([0.5, 0.5]))
+    assert block["measurement"] == {"parent": {"fingerprint": "fp", "latency_ms_batch1": 5.0, "throughput_per_s": 300.0}}
+    assert model_info(original, ConstantVictim([0.5, 0.5]))["measurement"] is None

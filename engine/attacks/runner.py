@@ -164,8 +164,18 @@ def model_info(path: str | os.PathLike | None, victim: VictimLike) -> dict[str, 
         "throughput_per_s": manifest.get("throughput_per_s"),
         "test_metrics": manifest.get("test_metrics") or manifest.get("metrics"),
         "base": manifest.get("base"),
+        "measurement": _parent_timing(manifest),
         "victim": victim.describe() if hasattr(victim, "describe") else {},
     }
+
+
+def _parent_timing(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """A compressed variant's timing of its parent, measured side by side with itself: the only
+    latency an original trained by `engine train` has (the report shows it for the original)."""
+    parent = (manifest.get("measurement") or {}).get("parent")
+    if not isinstance(parent, dict):
+        return None
+    return {"parent": {key: parent.get(key) for key in ("fingerprint", "latency_ms_batch1", "throughput_per_s")}}
 
 
 def _model_name(path, manifest: dict[str, Any], compression: dict[str, Any], victim: VictimLike) -> str:

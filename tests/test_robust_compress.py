@@ -203,3 +203,15 @@ def test_harden_refuses_bad_options(parent, dataset, tmp_path):
         make(parent, dataset, tmp_path / "b", "harden", renamings=0)
     with pytest.raises(UserError, match="augment"):
         make(parent, dataset, tmp_path / "c", "harden", adversarial=str(tmp_path / "nowhere"))
+
+
+def test_engine_train_with_renamings_trains_on_renamed_programs(dataset, tmp_path):
+    from engine.compress.robust import renamed_training
+
+    config = tiny_config(epochs=1)
+    result = train(dataset, config, tmp_path / "robust-victim", progress=False, log=quiet,
+                   objective=renamed_training(dataset, config, renamings=1, rename_share=1.0, consistency=1.0))
+    assert result.manifest["training"]["history"][0]["renamed_views"] == len(dataset.split("train"))
+    assert result.manifest["base_info"]["robust_training"] == {"renamings": 1, "rename_share": 1.0, "consistency": 1.0}
+    with pytest.raises(UserError, match="at least 1"):
+        renamed_training(dataset, config, renamings=0, rename_share=1.0, consistency=1.0)

@@ -170,3 +170,32 @@ def keep_zeros(masks: dict[str, torch.Tensor]):
                 weight.masked_fill_(cache[key], 0.0)
 
     return apply
+
+
+# --------------------------------------------------------------------------- a robust original (engine train)
+
+
+def renamed_training(dataset, config, *, renamings: int, rename_share: float, consistency: float):
+    """An `Objective` for `engine train --renamings K`: the usual classifier and gold labels, plus `renamings`
+    fresh random renamings of every training program per epoch and the consistency term (harden's loss), so
+    that the original is robust before it is compressed."""
+    from engine.augment.renamings import Renamings
+    from engine.models import build_classifier, parse_base
+    from engine.train import Objective, split_for_validation
+
+    check_knobs(renamings, rename_share, consistency)
+    if renamings < 1:
+        raise UserError("--renamings must be at least 1 to train on renamed programs")
+    train_examples, _, _ = split_for_validation(dataset, config.seed)
+    knobs = {"renamings": renamings, "rename_share": rename_share, "consistency": consistency}
+
+    def build(texts):
+        model, tokenizer, base_info = build_classifier(
+            parse_base(config.base), label_names=dataset.label_names, texts=texts, max_length=config.max_length,
+            vocab_size=config.vocab_size, head=config.head)
+        return model, tokenizer, base_info | {"robust_training": knobs}
+
+    return Objective(build=build, loss=harden_loss(consistency), key={"method": "train", "robust": knobs},
+                     views=epoch_views(Renamings.for_dataset(dataset, share=rename_share),
+                                       [ex.code for ex in train_examples], [str(ex.id) for ex in train_examples],
+                                       seed=config.seed, per_example=renamings))

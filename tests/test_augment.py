@@ -12,29 +12,17 @@ from engine.augment.stage import AugmentOptions, augment, read_programs
 from engine.cli import main as engine_main
 from engine.code import check_rename, extract
 from engine.errors import UserError
-from engine.train import train
 from engine.victim import Victim
-from tests.test_train import NAMES, quiet, synthetic_dataset, tiny_config
+from tests.test_compress import dataset, parent  # noqa: F401  (the same tiny victim's fixtures)
+from tests.test_train import NAMES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def dataset():
-    return synthetic_dataset(per_class=8)
-
-
-@pytest.fixture(scope="module")
-def victim_dir(tmp_path_factory, dataset):
-    out = tmp_path_factory.mktemp("victim") / "victim"
-    train(dataset, tiny_config(epochs=2), out, progress=False, log=quiet)
-    return out
-
-
-def run(victim_dir, dataset, out, **options):
-    victim = Victim.load(victim_dir, device="cpu", cache_size=0)
+def run(parent, dataset, out, **options):
+    victim = Victim.load(parent, device="cpu", cache_size=0)
     run_options = {key: options.pop(key) for key in ("shard", "resume", "overwrite", "n") if key in options}
-    summary = augment(victim=victim, dataset=dataset, model=model_info(victim_dir, victim), out=out,
+    summary = augment(victim=victim, dataset=dataset, model=model_info(parent, victim), out=out,
                       options=AugmentOptions(attack="random", **options, run=run_options | {"progress": False}))
     return summary
 
@@ -77,9 +65,9 @@ def test_a_check_that_fails_is_counted_not_returned(monkeypatch):
     assert renamings.stats.rejected == 1 and renamings.stats.made == 0
 
 
-def test_augment_writes_alpha_equivalent_programs_with_their_labels(victim_dir, dataset, tmp_path):
+def test_augment_writes_alpha_equivalent_programs_with_their_labels(parent, dataset, tmp_path):
     out = tmp_path / "aug"
-    summary = run(victim_dir, dataset, out, per_example=2, seed=4)
+    summary = run(parent, dataset, out, per_example=2, seed=4)
     written = rows(out / "train.jsonl")
     assert summary["programs"] == len(written) > 0
     by_id = {str(ex.id): ex for ex in dataset.split("train")}
@@ -105,30 +93,34 @@ def test_augment_writes_alpha_equivalent_programs_with_their_labels(victim_dir, 
     loaded = load_dataset("jsonl", out / description["data"], columns=description["columns"],
                           language=description["language"], task=description["task"])
     assert sum(len(split) for split in loaded.splits.values()) == len(written)
+    with open(out / "train.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(written[0] | {"label": "format" if written[0]["label"] != "format" else "loop"}) + "\n")
+    with pytest.raises(UserError, match=rf"train.jsonl:{len(written) + 1}: example .* is not in"):
+        read_programs(out, dataset)
 
 
-def test_shards_and_resume_add_up_to_one_run(victim_dir, dataset, tmp_path):
-    whole = run(victim_dir, dataset, tmp_path / "whole", per_example=1)
+def test_shards_and_resume_add_up_to_one_run(parent, dataset, tmp_path):
+    whole = run(parent, dataset, tmp_path / "whole", per_example=1)
     out = tmp_path / "sharded"
-    run(victim_dir, dataset, out, per_example=1, shard=(1, 2))
-    run(victim_dir, dataset, out, per_example=1, shard=(2, 2))
+    run(parent, dataset, out, per_example=1, shard=(1, 2))
+    run(parent, dataset, out, per_example=1, shard=(2, 2))
     assert sorted(map(json.dumps, rows(out / "train.jsonl"))) == sorted(map(json.dumps, rows(tmp_path / "whole" / "train.jsonl")))
-    again = run(victim_dir, dataset, out, per_example=1, shard=(2, 2), resume=True)
+    again = run(parent, dataset, out, per_example=1, shard=(2, 2), resume=True)
     assert again["programs"] == whole["programs"]
     with pytest.raises(UserError, match="resume"):
-        run(victim_dir, dataset, out, per_example=1, shard=(2, 2))
+        run(parent, dataset, out, per_example=1, shard=(2, 2))
     with pytest.raises(UserError, match="differs"):
-        run(victim_dir, dataset, out, per_example=1, seed=9, shard=(2, 2), resume=True)
+        run(parent, dataset, out, per_example=1, seed=9, shard=(2, 2), resume=True)
 
 
-def test_cli(victim_dir, dataset, tmp_path, monkeypatch, capsys):
+def test_cli(parent, dataset, tmp_path, monkeypatch, capsys):
     import engine.commands.augment as command
 
     monkeypatch.setattr(command, "dataset_from_args", lambda args: dataset)
-    code = engine_main(["augment", "--model", str(victim_dir), "--dataset", "stdlib-attribution", "--attack", "random",
+    code = engine_main(["augment", "--model", str(parent), "--dataset", "stdlib-attribution", "--attack", "random",
                         "--out", str(tmp_path / "cli"), "--n", "5", "--no-progress", "--device", "cpu"])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["programs"] == len(rows(tmp_path / "cli" / "train.jsonl")) > 0
-    assert engine_main(["augment", "--model", str(victim_dir), "--dataset", "stdlib-attribution", "--attack", "random",
+    assert engine_main(["augment", "--model", str(parent), "--dataset", "stdlib-attribution", "--attack", "random",
                         "--out", str(tmp_path / "cli2"), "--per-example", "0", "--no-progress"]) != 0

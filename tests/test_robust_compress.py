@@ -14,28 +14,11 @@ from engine.errors import UserError
 from engine.manifest import read_manifest
 from engine.models import load_classifier
 from engine.train import RenamedBatch, train
-from tests.test_train import NAMES, quiet, synthetic_dataset, tiny_config
+from tests.test_compress import FAST, dataset, parent, private_cache  # noqa: F401  (the same tiny parent's fixtures)
+from tests.test_train import NAMES, quiet, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-FAST = dict(timing_examples=4, batch_sizes=(1, 4), repeats=1, progress=False, device="cpu", log=quiet)
 TRAIN = dict(epochs=2, batch_size=8, lr=2e-3, seed=3)
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return synthetic_dataset(per_class=12)
-
-
-@pytest.fixture(scope="module")
-def parent(tmp_path_factory, dataset):
-    out = tmp_path_factory.mktemp("parent") / "victim"
-    train(dataset, tiny_config(epochs=2), out, progress=False, log=quiet)
-    return out
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CRT_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def make(parent, dataset, out, method, **params):

@@ -171,17 +171,14 @@ def read_programs(directory: str | os.PathLike, dataset) -> dict[str, list]:
         raise UserError(f"{path}: missing; rerun engine augment with --resume to rebuild it")
     examples = {str(ex.id): ex for split in dataset.splits.values() for ex in split}
     programs: dict[str, list] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                original, code, label = str(row["original_id"]), row["code"], row["label"]
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise UserError(f"{path}:{number}: not an engine augment row ({err})") from None
-            example = examples.get(original)
-            if example is None or dataset.label_names[example.label] != label:
-                raise UserError(f"{path}:{number}: example {original!r} with label {label!r} is not in {dataset.name}")
-            programs.setdefault(original, []).append((code, row["code2"]) if "code2" in row else code)
+    from engine.datasets.loaders import BadLines, read_jsonl
+
+    for number, row in read_jsonl(path, BadLines(skip_bad=False)):
+        if not all(isinstance(row.get(key), str) for key in ("original_id", "code", "label")):
+            raise UserError(f"{path}:{number}: not an engine augment row (needs string original_id, code, label)")
+        example = examples.get(row["original_id"])
+        if example is None or dataset.label_names[example.label] != row["label"]:
+            raise UserError(f"{path}:{number}: example {row['original_id']!r} with label {row['label']!r} is not in "
+                            f"{dataset.name}")
+        programs.setdefault(row["original_id"], []).append((row["code"], row["code2"]) if "code2" in row else row["code"])
     return programs

@@ -92,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="distill --robust: a renamed program's soft label is the teacher's on the original (default) or "
                    "on the renamed program")
     g.add_argument("--robust-warmup", type=int, default=None,
-                   help="distill --robust: plain distillation epochs before renamed programs join (default 5)")
+                   help="distill --robust: plain distillation epochs before renamed programs join (default: half the epochs)")
     g = p.add_argument_group("measurement")
     g.add_argument("--timing-examples", type=int, default=64, help="test programs timed (default 64)")
     g.add_argument("--batch-sizes", default="1,8,32", help="batch sizes tried for throughput (default 1,8,32)")

@@ -266,11 +266,14 @@ class DistillConfig:
     rename_share: float = 1.0
     consistency: float = 1.0
     robust_targets: str = "original"
-    robust_warmup: int = 5
+    robust_warmup: int | None = None  # None: half the epochs
+
+    def warmup(self) -> int:
+        return self.epochs // 2 if self.robust_warmup is None else self.robust_warmup
 
     def robust_knobs(self) -> dict[str, Any]:
         return {"renamings": self.renamings, "rename_share": self.rename_share, "consistency": self.consistency,
-                "robust_targets": self.robust_targets, "robust_warmup": self.robust_warmup} if self.robust else {}
+                "robust_targets": self.robust_targets, "robust_warmup": self.warmup()} if self.robust else {}
 
     def check(self) -> None:
         if self.robust:
@@ -281,8 +284,8 @@ class DistillConfig:
                 raise UserError("--robust needs --renamings of at least 1")
             if self.robust_targets not in TARGETS:
                 raise UserError(f"--robust-targets {self.robust_targets!r}: use {' or '.join(TARGETS)}")
-            if not 0 <= self.robust_warmup < self.epochs:
-                raise UserError(f"--robust-warmup {self.robust_warmup}: must be at least 0 and below --epochs "
+            if not 0 <= self.warmup() < self.epochs:
+                raise UserError(f"--robust-warmup {self.warmup()}: must be at least 0 and below --epochs "
                                 f"{self.epochs} (the robust epochs follow the warm-up)")
         if not self.temperature > 0:
             raise UserError(f"--temperature must be positive, got {self.temperature}")
@@ -390,7 +393,7 @@ def _robust_objective(objective, teacher, teacher_fingerprint: str, dataset, con
     ids = [str(ex.id) for ex in train_examples] + [f"unlabelled:{i}" for i in range(len(codes) - len(train_examples))]
     renamings = Renamings.for_dataset(dataset, share=config.rename_share)
     base_views = epoch_views(renamings, codes, ids, seed=config.seed, per_example=config.renamings,
-                             adversarial=adversarial, start_epoch=config.robust_warmup + 1)
+                             adversarial=adversarial, start_epoch=config.warmup() + 1)
     current: dict[str, torch.Tensor] = {}
     queried = {"renamed_programs_labelled_by_teacher": 0}
 
@@ -413,7 +416,7 @@ def _robust_objective(objective, teacher, teacher_fingerprint: str, dataset, con
                                     view_targets)
     facts = {"renaming_pool": renamings.describe(), "renaming_stats": lambda: renamings.stats.to_json(),
              "adversarial_examples": len(adversarial), "teacher_queries": lambda: dict(queried)}
-    return replace(objective, loss=loss, views=views, first_eligible_epoch=config.robust_warmup + 1), facts
+    return replace(objective, loss=loss, views=views, first_eligible_epoch=config.warmup() + 1), facts
 
 
 def _finished(out: Path, objective_key: dict[str, Any]) -> bool:

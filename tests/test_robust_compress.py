@@ -177,6 +177,8 @@ def test_harden_of_an_int8_variant_fine_tunes_its_float_parent_and_is_int8(paren
     assert is_quantized(model)
     assert (tmp_path / "int8-hard" / QUANTIZED_WEIGHTS).is_file() and not (tmp_path / "int8-hard" / "model.safetensors").exists()
     assert manifest["size_mb"] == pytest.approx(read_manifest(int8)["size_mb"], rel=0.02)
+    with pytest.raises(UserError, match="keeps no float weights"):
+        make(tmp_path / "int8-hard", dataset, tmp_path / "again", "harden", renamings=1, **TRAIN)
 
 
 def test_harden_refuses_bad_options(parent, dataset, tmp_path):

@@ -59,8 +59,11 @@ def float_source(parent) -> Source:
         from engine.models import load_classifier
 
         if (parent.path / "quantized.safetensors").is_file() and is_quantized(load_classifier(parent.path)[0]):
-            raise UserError(f"{parent.path} holds int8 weights but its manifest does not say which float model they "
-                            "were quantized from; harden its float parent and quantize that")
+            what = ("is a hardened int8 variant, which keeps no float weights to fine-tune further; harden its "
+                    "float parent again (more --epochs) instead" if parent.method == "harden" else
+                    "holds int8 weights but its manifest does not say which float model they were quantized from; "
+                    "harden its float parent and quantize that")
+            raise UserError(f"{parent.path} {what}")
         return Source(parent.path, parent.fingerprint, None, "the variant itself")
     dtype = compression.get("dtype") or "int8"
     where = compression.get("parent_path")

@@ -53,6 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="delete a checkpoint or model already in --out first")
     p.add_argument("--stop-after-epoch", type=int, default=None, metavar="K",
                    help="stop after epoch K leaving the checkpoint, e.g. to split training into time slices")
+    g = p.add_argument_group("robust training (docs/robust-compression.md)")
+    g.add_argument("--renamings", type=int, default=0,
+                   help="also train on K fresh random alpha-equivalent renamings of each program per epoch, with a "
+                   "consistency term (default 0: off)")
+    g.add_argument("--rename-share", type=float, default=1.0,
+                   help="probability that each variable is renamed, at least one is (default 1)")
+    g.add_argument("--consistency", type=float, default=1.0,
+                   help="weight of KL(p(original) || p(renamed)) with --renamings (default 1)")
     add_dataset_options(p)
     p.set_defaults(run=run_train)
 
@@ -126,8 +134,14 @@ def run_train(args: argparse.Namespace) -> int:
         head=args.head, vocab_size=args.vocab_size, select_metric=args.select_metric,
         eval_batch_size=args.eval_batch_size, dtype=args.dtype, device=args.device, backend=args.backend,
     )
+    objective = None
+    if args.renamings:
+        from engine.compress.robust import renamed_training
+
+        objective = renamed_training(dataset, config, renamings=args.renamings, rename_share=args.rename_share,
+                                     consistency=args.consistency)
     result = train(dataset, config, args.out, resume=True if args.resume else None, overwrite=args.overwrite,
-                   progress=_progress(args), stop_after_epoch=args.stop_after_epoch)
+                   progress=_progress(args), stop_after_epoch=args.stop_after_epoch, objective=objective)
     summary = {"out": str(result.out_dir), "finished": result.finished,
                "epochs_run": len(result.history)}
     if result.manifest:

@@ -45,8 +45,9 @@ def _number(value: Any) -> float | None:
 # Compression-block keys that say where a variant came from or how it is stored, not what was
 # done to it.
 _PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report", "serialization"})
+# (A robust variant's `parent` is the standard variant it hardens; analysis/gap.py pairs them by it.)
 # Fixed order of compression methods in every table and figure (then by label within a method).
-METHOD_ORDER = ("none", "prune", "quantize", "distill")
+METHOD_ORDER = ("none", "prune", "quantize", "distill", "harden")
 ORIGINAL_LABEL = "Original"
 
 
@@ -90,9 +91,17 @@ def human_label(method: str, block: Any) -> str:
     if method == "distill":
         target = number("target_mb")
         layers = number("layers")
+        robust = " (robust)" if params.get("robust") is True else ""
         if target is not None:
-            return f"Distilled {_number_text(target)} MB"
-        return f"Distilled ({layers:g} layers)" if layers is not None else "Distilled"
+            return f"Distilled {_number_text(target)} MB{robust}"
+        return (f"Distilled ({layers:g} layers)" if layers is not None else "Distilled") + robust
+    if method == "harden":  # robust fine-tuning of a variant: named after the variant it hardens
+        parent = params.get("parent_compression")
+        if isinstance(parent, dict) and parent.get("method"):
+            return f"{human_label(str(parent['method']), parent)} (robust)"
+        if isinstance(parent, str) and parent:
+            return f"{human_label(parent, {})} (robust)"
+        return "Hardened (robust)"
     return method.replace("_", " ").capitalize()
 
 

@@ -161,6 +161,9 @@ def variant_table(logs: Logs, labels: dict[str, str] | None = None) -> pl.DataFr
             "configuration": configuration(row["compression"], compression),
             "fingerprint": _get(model, "fingerprint"),
             "parent": _get(compression, "parent") if isinstance(compression, dict) else None,
+            # robust fine-tuning (harden) or robust distillation: analysis/gap.py pairs it with its standard variant
+            "robust": method == "harden" or (isinstance(compression, dict) and compression.get("robust") is True),
+            "target_mb": _number(_get(compression, "target_mb")),
         }
         for name in MODEL_FIELDS:
             entry[name] = _number(_get(model, name))
@@ -206,6 +209,9 @@ def _match_originals(table: pl.DataFrame, overrides: dict[str, str], notes: list
             continue
         same = [o for o in originals if o["dataset"] == row["dataset"] and o["task"] == row["task"]]
         by_parent = [o for o in same if row["parent"] and o["fingerprint"] == row["parent"]]
+        # a variant of a variant (a robust one hardens a compressed variant): its parent's parent
+        parents = [r for r in rows if row["parent"] and not r["is_original"] and r["fingerprint"] == row["parent"]]
+        by_parent = by_parent or [o for o in same for p in parents if p["parent"] and o["fingerprint"] == p["parent"]]
         by_prefix = sorted((o for o in same if row["model"].startswith(o["model"])), key=lambda o: -len(o["model"]))
         if by_parent:
             row["base_model"], row["match"] = by_parent[0]["model"], "parent fingerprint"

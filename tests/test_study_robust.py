@@ -201,3 +201,14 @@ def test_the_robust_preset_validates():
     names = {c.name for c in config.compressions}
     assert {c.values["of"] for c in config.compressions if c.values["method"] == "harden"} <= names
     assert any(a.values["transfer"] for a in config.attacks)
+
+
+def test_models_restricted_to_datasets(tmp_path):
+    text = BASE.replace('[[models]]\nname = "tiny"\nbase = "scratch:tiny"\nepochs = 2\n',
+                        '[[models]]\nname = "tiny"\nbase = "scratch:tiny"\nepochs = 2\ndatasets = ["stdlib"]\n\n'
+                        '[[models]]\nname = "long"\nbase = "scratch:tiny"\nepochs = 9\ndatasets = ["other"]\n')
+    text = text.replace('[[models]]', '[[datasets]]\nname = "other"\nbuiltin = "stdlib-attribution"\nsize = 30\n\n[[models]]', 1)
+    cells = expand(load(tmp_path, text)).cells
+    assert {c.name for c in cells.values() if c.kind == "train"} == {"train:stdlib:tiny", "train:other:long"}
+    with pytest.raises(StudyConfigError, match=r"datasets = \['nowhere'\] names no \[\[datasets\]\] entry"):
+        load(tmp_path, text.replace('datasets = ["other"]', 'datasets = ["nowhere"]'))

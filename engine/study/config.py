@@ -110,6 +110,8 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
     Section("models", True, (
         Key("name", "str", help="label used in cell names and reports"),
         Key("base", "str", help="scratch:tiny|small|base, minilm, a model directory or a hub id"),
+        Key("datasets", "list[str]", [], help="train this model only on these [[datasets]] (their names); "
+            "default: on every dataset"),
     ), "train", "victims to fine-tune; other keys are `engine train` options (epochs, lr, max_length, …)"),
     Section("compressions", True, (
         Key("name", "str", None, help="label (default: the method)"),
@@ -401,6 +403,12 @@ def _check_study(config: StudyConfig, reader: _Reader) -> None:
             raise StudyConfigError(f"{path}: [[compressions]] #{index + 1} ({compression.name}): of = {source!r} names "
                                    "no [[compressions]] entry listed before this one (earlier entries: "
                                    f"{', '.join(earlier) or 'none'})")
+    names = [d.name for d in config.datasets]
+    for index, model in enumerate(config.models, 1):
+        unknown = [name for name in model.values["datasets"] if name not in names]
+        if unknown:
+            raise StudyConfigError(f"{path}: [[models]] #{index} ({model.name}): datasets = {unknown} names no "
+                                   f"[[datasets]] entry; the datasets are {', '.join(names)}")
     transfers = [a.name for a in config.attacks if a.values["transfer"] is not None]
     if transfers and not config.include_original:
         raise StudyConfigError(f"{path}: [[attacks]] {transfers}: a transfer replays what an attack found on the "

@@ -106,6 +106,8 @@ def expand(config: StudyConfig) -> Plan:
         data = dataset.hashed()
         substitutes = _substitute_cells(config, dataset, add, runtime)
         for model in config.models:
+            if model.values.get("datasets") and dataset.name not in model.values["datasets"]:
+                continue  # this model is trained on other datasets only
             meta = {"dataset": dataset.name, "model": model.name}
             train = add("train", [dataset.name, model.name],
                         {"dataset": data, "model": model.name, "base": model.values["base"], "options": model.options},

@@ -16,6 +16,7 @@ COMMAND_MODULES = (  # in the order of the pipeline, as `engine --help` lists th
     "engine.commands.study",
     "engine.commands.data",
     "engine.commands.train",
+    "engine.commands.augment",
     "engine.commands.compress",
     "engine.commands.substitutes",
     "engine.commands.attack",

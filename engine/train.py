@@ -130,9 +130,25 @@ class Objective:
     """
 
     build: Callable[[list[str]], tuple[Any, Any, dict[str, Any]]]
-    loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    loss: Callable[..., torch.Tensor]
     extra_codes: list = field(default_factory=list)
     key: dict[str, Any] = field(default_factory=dict)
+    # Robust training (engine.compress.robust): `views(epoch)` gives renamed copies of training inputs
+    # as (input index, program) pairs, fresh each epoch (None: none that epoch); a batch then also runs
+    # its inputs' renamed copies and `loss` gets a fourth argument, the `RenamedBatch`.
+    views: Callable[[int], list[tuple[int, Any]] | None] | None = None
+    after_step: Callable[[Any], None] | None = None  # after every optimizer step (e.g. re-apply a pruning mask)
+    first_eligible_epoch: int = 1  # epochs before it are never the kept (best) epoch, nor count for patience
+
+
+@dataclass
+class RenamedBatch:
+    """The renamed copies in one batch: their logits, the batch position of each one's original, and
+    each one's position in the epoch's `views` list."""
+
+    logits: torch.Tensor
+    owner: torch.Tensor
+    slots: torch.Tensor
 
 
 @dataclass
@@ -309,22 +325,44 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
 
     started = time.perf_counter()
     epoch = start_epoch
+    first_eligible = objective.first_eligible_epoch if objective else 1
+    if first_eligible > epochs:
+        raise UserError(f"the robust phase starts at epoch {first_eligible} but training has only {epochs} epochs")
     for epoch in range(start_epoch + 1, epochs + 1):
         if stopped_early:
             break
         epoch_started = time.perf_counter()
+        views = objective.views(epoch) if objective is not None and objective.views is not None else None
+        by_input: dict[int, list[int]] = {}
+        view_encoded: list = []
+        if views:
+            view_encoded = encode_codes(tokenizer, [code for _, code in views], config.max_length, input_names)
+            for slot, (index, _) in enumerate(views):
+                by_input.setdefault(index, []).append(slot)
         model.train()
         batches = epoch_batches(lengths, config.batch_size, config.seed, epoch)
         total_loss, seen = 0.0, 0
         bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", disable=_disabled(progress),
                    dynamic_ncols=True, leave=False)
         for batch in bar:
-            tensors = pad_batch(tokenizer, [encoded[i] for i in batch], None, device)
+            slots = [slot for i in batch for slot in by_input.get(i, ())]
+            rows = [encoded[i] for i in batch] + [view_encoded[slot] for slot in slots]
+            tensors = pad_batch(tokenizer, rows, None, device)
             targets = labels[batch].to(device)
             with autocast():
                 logits = model(**tensors).logits.float()
+            renamed = None
+            if slots:
+                position = {index: at for at, index in enumerate(batch)}
+                renamed = RenamedBatch(logits[len(batch):],
+                                       torch.tensor([position[views[slot][0]] for slot in slots], device=device),
+                                       torch.tensor(slots, device=device))
+                logits = logits[:len(batch)]
             if objective is not None:
-                loss = objective.loss(logits, torch.tensor(batch, device=device), targets)
+                if objective.views is not None:
+                    loss = objective.loss(logits, torch.tensor(batch, device=device), targets, renamed)
+                else:
+                    loss = objective.loss(logits, torch.tensor(batch, device=device), targets)
             elif sigmoid:
                 loss = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], targets.float())
             else:
@@ -343,6 +381,8 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
                 optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if objective is not None and objective.after_step is not None:
+                objective.after_step(model)
             total_loss += loss.item() * len(batch)
             seen += len(batch)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
@@ -351,15 +391,17 @@ def train(dataset: Dataset, config: TrainConfig, out_dir: str | os.PathLike, *, 
         valid = evaluate(validator, valid_examples, num_labels=dataset.num_labels, split="valid",
                          progress=progress).metrics
         score = valid[config.select_metric]
-        improved = score > best_score
+        eligible = epoch >= first_eligible
+        improved = eligible and score > best_score
         if improved:
             best_score, best_epoch, stale = score, epoch, 0
-        else:
+        elif eligible:
             stale += 1
         stopped_early = bool(config.patience and stale >= config.patience and epoch < epochs)
         record = {"epoch": epoch, "train_loss": total_loss / max(1, seen), "valid_accuracy": valid["accuracy"],
                   "valid_f1": valid["f1"], "seconds": round(time.perf_counter() - epoch_started, 3),
-                  "best": improved}
+                  "best": improved, **({"renamed_views": len(views or ())} if objective is not None and objective.views
+                                       else {})}
         history.append(record)
         log(f"epoch {epoch}/{epochs}: loss {record['train_loss']:.4f}, valid accuracy {valid['accuracy']:.4f}, "
             f"f1 {valid['f1']:.4f}{' (best)' if improved else ''}, {record['seconds']:.1f} s"

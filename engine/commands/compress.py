@@ -5,6 +5,8 @@
     engine compress --method quantize --dtype int8 --model runs/victim --out runs/victim-int8
     engine compress --method distill --target-mb 3 --model runs/victim --out runs/victim-student
     engine compress --all --model runs/victim --out runs/variants     # prune/ quantize/ distill/
+    engine compress --method harden --model runs/victim-int8 --out runs/victim-int8-robust   # robust fine-tuning
+    engine compress --method distill --robust --model runs/victim --out runs/victim-student-robust
 
 Without dataset options the parent's own builtin dataset (name, size, data seed from its
 manifest) is used. Contract and measurements: docs/compression.md.
@@ -66,13 +68,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="weight of the gold-label cross-entropy, 0-1 (default 0: soft labels only)")
     g.add_argument("--unlabelled", metavar="PATH",
                    help="more code to distill on: a directory of source files or a JSONL file with a \"code\" field")
-    g.add_argument("--epochs", type=int, default=10, help="student epochs (default 10)")
-    g.add_argument("--batch-size", type=int, default=16, help="student batch size (default 16)")
-    g.add_argument("--lr", type=float, default=5e-4, help="student peak learning rate (default 5e-4)")
-    g.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs, 0 never (default 3)")
-    g.add_argument("--seed", type=int, default=42, help="student training seed (default 42)")
+    g = p.add_argument_group("training (distill, harden)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs (default: distill 10, harden 4)")
+    g.add_argument("--batch-size", type=int, default=None, help="training batch size (default 16)")
+    g.add_argument("--lr", type=float, default=None, help="peak learning rate (default: distill 5e-4, harden 3e-4)")
+    g.add_argument("--patience", type=int, default=None,
+                   help="early stopping patience in epochs, 0 never (default: distill 3, harden 0)")
+    g.add_argument("--seed", type=int, default=None, help="training seed, also of the renamings (default 42)")
     g.add_argument("--stop-after-epoch", type=int, default=None, metavar="K",
-                   help="stop the distillation after epoch K leaving its checkpoint (rerun to resume)")
+                   help="stop the training after epoch K leaving its checkpoint (rerun to resume)")
+    g = p.add_argument_group("robust (harden; distill with --robust): docs/robust-compression.md")
+    g.add_argument("--robust", action="store_true",
+                   help="distill: also train on renamed programs with a consistency term (after --robust-warmup epochs)")
+    g.add_argument("--renamings", type=int, default=None,
+                   help="fresh random alpha-equivalent renamings per training program and epoch (default 1)")
+    g.add_argument("--rename-share", type=float, default=None,
+                   help="probability that each variable of a program is renamed, at least one is (default 1)")
+    g.add_argument("--consistency", type=float, default=None,
+                   help="weight of KL(p(original) || p(renamed)) in the loss (default 1)")
+    g.add_argument("--adversarial", metavar="DIR",
+                   help="also train on the programs of an engine augment directory (e.g. MHM on the train split)")
+    g.add_argument("--robust-targets", choices=("original", "renamed"), default=None,
+                   help="distill --robust: a renamed program's soft label is the teacher's on the original (default) or "
+                   "on the renamed program")
+    g.add_argument("--robust-warmup", type=int, default=None,
+                   help="distill --robust: plain distillation epochs before renamed programs join (default 5)")
     g = p.add_argument_group("measurement")
     g.add_argument("--timing-examples", type=int, default=64, help="test programs timed (default 64)")
     g.add_argument("--batch-sizes", default="1,8,32", help="batch sizes tried for throughput (default 1,8,32)")

@@ -260,8 +260,30 @@ class DistillConfig:
     seed: int = 42
     eval_batch_size: int = 64
     device: str = "auto"
+    # --robust (engine.compress.robust): renamed programs and a consistency term after `robust_warmup` epochs
+    robust: bool = False
+    renamings: int = 1
+    rename_share: float = 1.0
+    consistency: float = 1.0
+    robust_targets: str = "original"
+    robust_warmup: int = 5
+
+    def robust_knobs(self) -> dict[str, Any]:
+        return {"renamings": self.renamings, "rename_share": self.rename_share, "consistency": self.consistency,
+                "robust_targets": self.robust_targets, "robust_warmup": self.robust_warmup} if self.robust else {}
 
     def check(self) -> None:
+        if self.robust:
+            from engine.compress.robust import TARGETS, check_knobs
+
+            check_knobs(self.renamings, self.rename_share, self.consistency)
+            if self.renamings < 1:
+                raise UserError("--robust needs --renamings of at least 1")
+            if self.robust_targets not in TARGETS:
+                raise UserError(f"--robust-targets {self.robust_targets!r}: use {' or '.join(TARGETS)}")
+            if not 0 <= self.robust_warmup < self.epochs:
+                raise UserError(f"--robust-warmup {self.robust_warmup}: must be at least 0 and below --epochs "
+                                f"{self.epochs} (the robust epochs follow the warm-up)")
         if not self.temperature > 0:
             raise UserError(f"--temperature must be positive, got {self.temperature}")
         if not 0 <= self.hard_weight <= 1:
@@ -290,7 +312,7 @@ def build_student(shape: StudentShape, texts: Sequence[str], *, label_names: Seq
 
 def distill(teacher, teacher_fingerprint: str, dataset, config: DistillConfig, out: Path, *,
             unlabelled: Sequence[str] = (), overwrite: bool = False, progress: bool | None = None,
-            stop_after_epoch: int | None = None, log=None):
+            stop_after_epoch: int | None = None, log=None, adversarial: dict[str, list] | None = None):
     """Train a student of `teacher` (a Victim) into `out`; returns (TrainResult, distillation facts for the manifest)."""
     from engine.datasets.registry import cache_root
     from engine.manifest import read_manifest
@@ -316,6 +338,9 @@ def distill(teacher, teacher_fingerprint: str, dataset, config: DistillConfig, o
     objective_key = {"method": "distill", "teacher": teacher_fingerprint, "soft_labels": key,
                      "temperature": config.temperature, "hard_weight": config.hard_weight,
                      "architecture": asdict(shape), "unlabelled": len(extra)}
+    if config.robust:
+        objective_key |= {"robust": config.robust_knobs(),
+                          "adversarial_programs": sum(len(v) for v in (adversarial or {}).values())}
     base_info = {"base": "distill", "kind": "distilled", "architecture": asdict(shape) | {"model_type": "roberta"},
                  "estimated_mb": round(shape.size_mb(max_length, dataset.num_labels), 3),
                  "objective_key": objective_key}
@@ -324,9 +349,13 @@ def distill(teacher, teacher_fingerprint: str, dataset, config: DistillConfig, o
         model, tokenizer = build_student(shape, texts, label_names=dataset.label_names, max_length=max_length)
         return model, tokenizer, base_info | {"vocab_size": len(tokenizer), "requested_vocab_size": shape.vocab}
 
-    objective = Objective(build=build, loss=distillation_loss(torch.from_numpy(probs).float(), config.temperature,
-                                                              config.hard_weight),
+    teacher_probs = torch.from_numpy(probs).float()
+    objective = Objective(build=build, loss=distillation_loss(teacher_probs, config.temperature, config.hard_weight),
                           extra_codes=extra, key=objective_key)
+    robust_facts: dict[str, Any] = {}
+    if config.robust:
+        objective, robust_facts = _robust_objective(objective, teacher, teacher_fingerprint, dataset, config,
+                                                    teacher_probs, codes, train_examples, adversarial or {}, progress)
     if _finished(out, objective_key) and not overwrite:
         (log or print)(f"{out} already holds this student (training finished); not training it again")
         manifest = read_manifest(out)
@@ -342,7 +371,49 @@ def distill(teacher, teacher_fingerprint: str, dataset, config: DistillConfig, o
         "soft_labels": {"key": key, "from_cache": cached, "teacher_train_accuracy": agreement_with_gold},
         "teacher_tokenizer_check": fit,
     }
+    if config.robust:
+        facts["robust"] = config.robust_knobs() | {key: value() if callable(value) else value
+                                                   for key, value in robust_facts.items()}
     return result, facts
+
+
+def _robust_objective(objective, teacher, teacher_fingerprint: str, dataset, config: DistillConfig,
+                      teacher_probs: torch.Tensor, codes: list, train_examples, adversarial: dict[str, list], progress):
+    """The distillation objective plus renamed programs from epoch `robust_warmup + 1`, each learning a soft label
+    (the teacher's on its original, or on itself) and the consistency term; returns (objective, facts)."""
+    from dataclasses import replace
+
+    from engine.augment.renamings import Renamings
+    from engine.compress.robust import epoch_views, robust_distillation_loss
+    from engine.datasets.registry import cache_root
+
+    ids = [str(ex.id) for ex in train_examples] + [f"unlabelled:{i}" for i in range(len(codes) - len(train_examples))]
+    renamings = Renamings.for_dataset(dataset, share=config.rename_share)
+    base_views = epoch_views(renamings, codes, ids, seed=config.seed, per_example=config.renamings,
+                             adversarial=adversarial, start_epoch=config.robust_warmup + 1)
+    current: dict[str, torch.Tensor] = {}
+    queried = {"renamed_programs_labelled_by_teacher": 0}
+
+    def views(epoch: int):
+        found = base_views(epoch)
+        if found and config.robust_targets == "renamed":
+            programs = [code for _, code in found]
+            key = soft_label_key(teacher_fingerprint, teacher.max_length, teacher.normalize, programs)
+            probs, _ = soft_labels(teacher, programs, key, cache_root() / "soft-labels", progress=progress)
+            current["targets"] = torch.from_numpy(probs).float()
+            queried["renamed_programs_labelled_by_teacher"] += len(programs)
+        return found
+
+    def view_targets(slots: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        if config.robust_targets == "renamed":
+            return current["targets"][slots.cpu()]
+        return teacher_probs[owners.cpu()]
+
+    loss = robust_distillation_loss(teacher_probs, config.temperature, config.hard_weight, config.consistency,
+                                    view_targets)
+    facts = {"renaming_pool": renamings.describe(), "renaming_stats": lambda: renamings.stats.to_json(),
+             "adversarial_examples": len(adversarial), "teacher_queries": lambda: dict(queried)}
+    return replace(objective, loss=loss, views=views, first_eligible_epoch=config.robust_warmup + 1), facts
 
 
 def _finished(out: Path, objective_key: dict[str, Any]) -> bool:

@@ -49,7 +49,10 @@ def _resolve(path: str) -> Callable:
 
 
 DISTILL_OPTIONS = ("target_mb", "layers", "hidden", "heads", "intermediate", "vocab_size", "temperature", "hard_weight",
-                   "unlabelled", "epochs", "batch_size", "lr", "patience", "seed")
+                   "unlabelled", "epochs", "batch_size", "lr", "patience", "seed",
+                   "robust", "renamings", "rename_share", "consistency", "robust_targets", "robust_warmup", "adversarial")
+HARDEN_OPTIONS = ("renamings", "rename_share", "consistency", "adversarial", "epochs", "lr", "batch_size", "patience",
+                  "seed")
 
 METHODS: dict[str, Method] = {method.name: method for method in (
     Method("prune", "global L1 magnitude pruning of the encoder's linear layers, or whole attention heads",
@@ -62,6 +65,10 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("distill", "knowledge distillation into a small student of a target size on disk",
            "engine.compress.variants:make_distill", "engine.compress.variants:check_distill",
            options=DISTILL_OPTIONS, trains=True, standard={"target_mb": 3.0}),
+    Method("harden", "robust fine-tuning of any variant on renamed (and adversarial) training programs; int8 via "
+           "its float parent, pruned with the mask fixed",
+           "engine.compress.harden:make_harden", "engine.compress.harden:check_harden",
+           options=HARDEN_OPTIONS, on_compressed=True, trains=True),
 )}
 
 

@@ -236,19 +236,31 @@ def make_distill(parent: Parent, spec: VariantSpec, dataset, options: Options) -
 
     params = dict(spec.params)
     unlabelled_path = params.pop("unlabelled", None)
+    adversarial_path = params.pop("adversarial", None)
     unlabelled = read_unlabelled(unlabelled_path, dataset.language) if unlabelled_path else []
     config = DistillConfig(**{key: value for key, value in params.items() if value is not None},
                            device=options.device, eval_batch_size=options.eval_batch_size)
     teacher = Victim.load(parent.path, device=options.device, batch_size=options.eval_batch_size, cache_size=0,
                           backend=options.backend)
+    adversarial = {}
+    if adversarial_path:
+        if not config.robust:
+            raise UserError("--adversarial is for robust training: pass --robust too (or use --method harden)")
+        from engine.augment.stage import read_programs
+
+        adversarial = read_programs(adversarial_path, dataset)
     result, facts = distill(teacher, parent.fingerprint, dataset, config, spec.out, unlabelled=unlabelled,
-                            progress=options.progress, stop_after_epoch=options.stop_after_epoch, log=options.log)
+                            progress=options.progress, stop_after_epoch=options.stop_after_epoch, log=options.log,
+                            adversarial=adversarial)
     if not result.finished:
         return None
     if unlabelled_path:
         facts["unlabelled_path"] = str(unlabelled_path)
+    robust = {"robust": True, **config.robust_knobs(), "epochs": config.epochs, "lr": config.lr, "seed": config.seed,
+              "adversarial": str(adversarial_path) if adversarial_path else None,
+              "adversarial_programs": sum(len(v) for v in adversarial.values())} if config.robust else {"robust": False}
     return {"target_mb": config.target_mb, "temperature": config.temperature, "hard_weight": config.hard_weight,
-            "report": facts}
+            **robust, "report": facts}
 
 
 # --------------------------------------------------------------------------- the run
@@ -313,7 +325,8 @@ def _measure(parent: Parent, specs: list[VariantSpec], dataset, options: Options
     from engine.device import resolve_device
 
     device = options.device
-    int8 = any(spec.method == "quantize" and spec.params.get("dtype", "int8") == "int8" for spec in specs)
+    int8 = any(spec.method == "quantize" and spec.params.get("dtype", "int8") == "int8"
+               or (spec.out / "quantized.safetensors").is_file() for spec in specs)
     if int8 and resolve_device(device).type != "cpu":
         options.say("int8 layers run on the CPU only: measuring every model on the CPU, so the ratios compare like with like")
         device = "cpu"
@@ -399,7 +412,7 @@ def check_quantize(params: dict[str, Any]) -> None:
 def check_distill(params: dict[str, Any]) -> None:
     from engine.compress.distill import DistillConfig
 
-    unknown = set(params) - set(DistillConfig.__dataclass_fields__) - {"unlabelled"}
+    unknown = set(params) - set(DistillConfig.__dataclass_fields__) - {"unlabelled", "adversarial"}
     if unknown:
         raise UserError(f"distill does not take {', '.join(sorted(unknown))}")
 

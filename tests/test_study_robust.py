@@ -13,7 +13,7 @@ from engine.cli import build_parser
 from engine.commands.study import run_study
 from engine.compress.methods import METHODS
 from engine.study.config import StudyConfigError, load_config
-from engine.study.estimate import HARDEN_COPIES, REPLAY_PASSES, TRAIN_PASSES, Estimator
+from engine.study.estimate import DEFAULT_EPOCHS, HARDEN_RENAMINGS, REPLAY_PASSES, TRAIN_PASSES, Estimator
 from engine.study.plan import expand
 from engine.study.stages import build_calls
 from engine.study.throughput import Speed
@@ -186,7 +186,8 @@ def test_costs_harden_like_training_and_transfer_as_replay(tmp_path):
     n_train, n_test, _ = estimator.dataset_size(plan.cells["train:stdlib:tiny"].config["dataset"])
     robust = estimator.cell(plan.cells["compress:stdlib:tiny:prune-robust"])
     if ROBUST_METHOD == "harden":
-        assert robust.seconds == pytest.approx(3 * HARDEN_COPIES * n_train * TRAIN_PASSES * 0.001)
+        copies = 1 + HARDEN_RENAMINGS
+        assert robust.seconds == pytest.approx(DEFAULT_EPOCHS["harden"] * copies * n_train * TRAIN_PASSES * 0.001)
     transfer = estimator.cell(plan.cells["attack:stdlib:tiny:prune-robust:mhm-transfer:s0"])
     examples = min(4, n_test)
     assert transfer.seconds == transfer.bound_seconds == pytest.approx(examples * REPLAY_PASSES * 0.001)

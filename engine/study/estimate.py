@@ -16,7 +16,7 @@ Other stages are priced the same way in both columns (their cost does not depend
 ≈ epochs × training examples × 3 passes (forward and backward); prune/quantize ≈ 3 passes over
 the test split; distill ≈ one teacher pass over the training split plus training the student;
 harden (robust fine-tuning of a variant) like training that variant on its training split and
-one renamed copy of each example; a transfer attack ≈ two forward passes per example (a replay); mlm like train; substitutes ≈ (1 + top_k) masked-LM passes per variable, 10 variables per
+`renamings` (default 1) renamed copies of each example; a transfer attack ≈ two forward passes per example (a replay); mlm like train; substitutes ≈ (1 + top_k) masked-LM passes per variable, 10 variables per
 program; report 30 s. After a `--pilot-epochs E` pilot, its short train, distill and masked-LM
 cells price the real ones: their measured seconds scaled by the epochs.
 
@@ -40,8 +40,8 @@ from engine.study.throughput import Speed, SpeedBook
 ASSUMED_SIZE = (10000, 1000)
 VARIABLES_PER_PROGRAM = 10
 REPORT_SECONDS = 30.0
-DEFAULT_EPOCHS = {"scratch": 10, "pretrained": 3, "distill": 10, "mlm": 3, "harden": 3}
-HARDEN_COPIES = 2  # hardening trains on each training example and a renamed copy of it
+DEFAULT_EPOCHS = {"scratch": 10, "pretrained": 3, "distill": 10, "mlm": 3, "harden": 4}  # harden: HARDEN_DEFAULTS
+HARDEN_RENAMINGS = 1  # `engine compress --method harden --renamings`: renamed copies per program and epoch
 REPLAY_PASSES = 2  # a transfer replays the original and one adversarial program per example
 TRAIN_PASSES = 3  # a training step costs about three forward passes (forward, backward)
 
@@ -144,7 +144,8 @@ class Estimator:
             teacher = self.speeds.seconds_per_pass(parent.shape, length)
             if config["method"] == "harden":  # fine-tuning the variant on its training split and renamed copies
                 epochs = options.get("epochs") or DEFAULT_EPOCHS["harden"]
-                return epochs * HARDEN_COPIES * n_train * TRAIN_PASSES * teacher.seconds, _speed_basis(teacher)
+                copies = 1 + int(options.get("renamings", HARDEN_RENAMINGS))
+                return epochs * copies * n_train * TRAIN_PASSES * teacher.seconds, _speed_basis(teacher)
             if config["method"] == "distill":
                 student, _ = self.victim_shape(cell)
                 speed = self.speeds.seconds_per_pass(student.shape, length)

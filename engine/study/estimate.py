@@ -16,9 +16,10 @@ Other stages are priced the same way in both columns (their cost does not depend
 ≈ epochs × training examples × 3 passes (forward and backward); prune/quantize ≈ 3 passes over
 the test split; distill ≈ one teacher pass over the training split plus training the student;
 harden (robust fine-tuning of a variant) like training that variant on its training split and
-`renamings` (default 1) renamed copies of each example; a transfer attack ≈ two forward passes per example (a replay); mlm like train; substitutes ≈ (1 + top_k) masked-LM passes per variable, 10 variables per
-program; report 30 s. After a `--pilot-epochs E` pilot, its short train, distill and masked-LM
-cells price the real ones: their measured seconds scaled by the epochs.
+`renamings` (default 1) renamed copies of each example; a transfer attack ≈ two forward passes
+per example (a replay); mlm like train; substitutes ≈ (1 + top_k) masked-LM passes per variable,
+10 variables per program; report 30 s. After a `--pilot-epochs E` pilot, its short train,
+distill, harden and masked-LM cells price the real ones: their measured seconds scaled by the epochs.
 
 Dataset sizes come from the builtin's cached build, or, for files not read at planning time,
 from the format's published corpus (`Format.sizes`, `Format.labels`: the CodeXGLUE splits);

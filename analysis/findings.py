@@ -98,7 +98,7 @@ def findings(inputs: Inputs, tables: list[Table]) -> list[Finding]:
 def _gap(inputs: Inputs, table: Table | None) -> list[Finding]:
     """Robust variants: how many significant standard gaps they close by half or more, whether their
     ASR ever exceeds the standard variant's, and the largest clean-accuracy cost; from the gap table."""
-    if table is None or not table.rows:
+    if not inputs.gaps or table is None or not table.rows:  # no robust variants (a table of that name is another's)
         return []
     col = table.column
     rows = list(enumerate(table.rows))

@@ -470,12 +470,12 @@ def gap_table(inputs: Inputs) -> Table | None:
     attacks = {a: i for i, a in enumerate(inputs.attacks)}
     labels = {lab: i for i, lab in enumerate(inputs.labels)}
     rows = sorted(inputs.gaps, key=lambda r: (order.get((r["dataset"], r["task"], r["base_model"]), len(order)),
-                                              attacks.get(r["attack"], len(attacks)), labels.get(r["standard"], 0)))
+                                              attacks.get(r["attack"], len(attacks)), labels.get(r["robust"], 0)))
     shown = [c.key for c in columns]
-    records = [{"attack": Cell(attack_name(r["attack"])), "label": Cell(r["standard"]),
+    records = [{"attack": Cell(attack_name(r["attack"])), "label": Cell(r["robust"]),
                 **{k: v for k, v in gap_cells(r).items() if k in shown}, "_group": inputs.title(r["dataset"], r["task"], r["base_model"])} for r in rows]
     c = inputs.comparisons
-    caption = ("Each standard compressed variant (Std.) against its robust counterpart of the same size (Rob.) and "
+    caption = ("Each robust variant (Rob.) against the standard compressed variant of the same size (Std.) and "
                "the original, on the examples all three attacked: the original's ASR, the variants' gaps to it, the share of the "
                "standard gap the robust variant closes with a paired bootstrap 95 % CI (– where there is no positive "
                f"gap), {c.title('paired-binary')} p of Std. against Rob. adjusted by {c.correction.capitalize()}, "

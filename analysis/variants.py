@@ -84,7 +84,9 @@ def human_label(method: str, block: Any) -> str:
     if method == "quantize":
         dtype = params.get("dtype")
         bits = number("bits")
-        name = str(dtype) if isinstance(dtype, str) and dtype else (f"int{bits:g}" if bits is not None else "quantized")
+        if not (isinstance(dtype, str) and dtype) and bits is None:
+            return "Quantized"
+        name = str(dtype) if isinstance(dtype, str) and dtype else f"int{bits:g}"
         name = name.capitalize() if name.startswith("int") else name.upper()
         scheme = params.get("scheme")
         return f"{name} ({scheme})" if isinstance(scheme, str) and scheme else name
@@ -172,9 +174,20 @@ def variant_table(logs: Logs, labels: dict[str, str] | None = None) -> pl.DataFr
             entry[name] = _number(_get(metrics, name))
         entry["clean_source"] = "manifest" if entry["accuracy"] is not None else None
         rows.append(entry)
+    _name_after_parents(rows)
     table = pl.DataFrame(rows, infer_schema_length=None)
     table = _fill_clean_from_records(table, records)
     return _match_originals(table, labels or {}, logs.warnings)
+
+
+def _name_after_parents(rows: list[dict[str, Any]]) -> None:
+    """A hardened variant is named after the variant it fine-tuned (its `parent` fingerprint), whose
+    label says more than the manifest's `parent_compression`: "Pruned 50 % (robust)"."""
+    by_fingerprint = {r["fingerprint"]: r for r in rows if r["fingerprint"]}
+    for row in rows:
+        parent = by_fingerprint.get(row["parent"]) if row["method"] == "harden" else None
+        if parent is not None and parent is not row and not parent["robust"]:
+            row["label"] = row["derived_label"] = f"{parent['derived_label']} (robust)"
 
 
 def _fill_clean_from_records(table: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:

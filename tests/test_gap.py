@@ -65,7 +65,9 @@ def _write_run(root: Path, model: str, method: str, block: dict, attack: str, su
 
 PRUNE = {"ratio": 0.5, "parent": "fp-orig"}
 # The robust variant's name does not start with the original's: it is matched through its parent.
-HARDEN = {"parent": "fp-orig-prune", "parent_compression": {"method": "prune", "ratio": 0.5}, "epochs": 2}
+# parent_compression is the parent's method, as `engine compress --method harden` writes it: the label
+# comes from the parent variant's own ("Pruned 50 %").
+HARDEN = {"parent": "fp-orig-prune", "parent_compression": "prune", "robust": True, "epochs": 2}
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +181,12 @@ def test_logs_of_schema_version_2_read_without_attack_name(tmp_path):
     analysis = analyse([tmp_path], resamples=0)
     assert set(analysis.records["attack"].to_list()) == {"alert"} and set(analysis.records["recipe"].to_list()) == {"alert"}
     assert "attack_name" in {f.name for f in FIELDS if f.since == 3}
+
+
+def test_labels_of_robust_variants():
+    from analysis.variants import human_label
+
+    assert human_label("harden", {"parent_compression": "quantize"}) == "Quantized (robust)"
+    assert human_label("harden", {"parent_compression": {"method": "prune", "ratio": 0.25}}) == "Pruned 25 % (robust)"
+    assert human_label("distill", {"target_mb": 0.5, "robust": True}) == "Distilled 0.5 MB (robust)"
+    assert human_label("quantize", {}) == "Quantized"

@@ -190,3 +190,21 @@ def test_labels_of_robust_variants():
     assert human_label("harden", {"parent_compression": {"method": "prune", "ratio": 0.25}}) == "Pruned 25 % (robust)"
     assert human_label("distill", {"target_mb": 0.5, "robust": True}) == "Distilled 0.5 MB (robust)"
     assert human_label("quantize", {}) == "Quantized"
+
+
+def test_figures_take_rates_of_exactly_zero_and_one(tmp_path):
+    """A transfer replayed on the original succeeds on every example (ASR 1, robust accuracy 0), where a
+    Wilson bound can miss the rate by a rounding error (n = 7: the upper bound of 7/7 is below 1)."""
+    from analysis.figures import build_figures
+    from analysis.stats import wilson_interval
+
+    assert wilson_interval(np.array([7]), np.array([7]))[1][0] < 1.0  # the case this test is about
+    global EXAMPLES
+    saved, EXAMPLES = EXAMPLES, 7
+    try:
+        _write_run(tmp_path, "orig", "none", {}, "mhm", set(range(7)), attack_name="mhm-transfer")
+        _write_run(tmp_path, "orig-prune", "prune", PRUNE, "mhm", set(range(3)), attack_name="mhm-transfer")
+    finally:
+        EXAMPLES = saved
+    analysis = analyse([tmp_path], resamples=0)
+    assert "robust-accuracy" in {built[0] for built in build_figures(analysis.inputs())}

@@ -82,6 +82,8 @@ def gap_rows(records: pl.DataFrame, variants: pl.DataFrame, comparisons: Compari
             if not {o["label"], s["label"], r["label"]} <= set(wide.columns):
                 continue
             wide = wide.drop_nulls([o["label"], s["label"], r["label"]]).sort("example_id")
+            if wide.height == 0:  # no example attacked by all three (e.g. a student that learnt nothing): no row
+                continue
             so, ss, sr = (wide[lab].cast(pl.Float64).to_numpy() for lab in (o["label"], s["label"], r["label"]))
             n = len(so)
             gap_std = float(ss.mean() - so.mean()) if n else None

@@ -118,8 +118,8 @@ def _gap(inputs: Inputs, table: Table | None) -> list[Finding]:
                 f"{inputs.comparisons.title('paired-binary')}), so there is no gap for a robust variant to close.")
     out = [Finding("gap", text, "gap", [i for i, _ in significant] or [i for i, _ in rows])]
     higher = [(i, r) for i, r in rows if (r.cells[col("gap_robust")].value or 0) > (r.cells[col("gap_standard")].value or 0)]
-    worst = max(rows, key=lambda item: (item[1].cells[col("accuracy_standard")].value or 0)
-                - (item[1].cells[col("accuracy_robust")].value or 0))
+    worst = max(rows, key=lambda item: abs((item[1].cells[col("accuracy_standard")].value or 0)
+                                           - (item[1].cells[col("accuracy_robust")].value or 0)))
     i, r = worst
     drop = f"{r.cells[col('accuracy_standard')].text} % to {r.cells[col('accuracy_robust')].text} % ({r.cells[col('label')].text})"
     if higher:
@@ -128,7 +128,8 @@ def _gap(inputs: Inputs, table: Table | None) -> list[Finding]:
                f"{higher[0][1].cells[col('gap_robust')].text} pp against {higher[0][1].cells[col('gap_standard')].text} pp)")
     else:
         asr = f"The robust variant's ASR is nowhere above the standard variant's ({len(rows)} rows)"
-    out.append(Finding("gap", f"{asr}; its clean accuracy moves at most from {drop}.", "gap",
+    out.append(Finding("gap", f"{asr}; clean accuracy changes most, from the standard variant's to the robust "
+                              f"one's, from {drop}.", "gap",
                        sorted({i, *(j for j, _ in higher[:1])})))
     return out
 

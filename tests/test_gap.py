@@ -151,7 +151,7 @@ def test_table_findings_and_files(hand, tmp_path):
     assert found and all(f.ref == "gap" for f in found)
     allowed = {c.text for i in range(len(table.rows)) for c in table.rows[i].cells}
     assert "75 %" in found[0].text or not any(r["standard_gap_significant"] for r in analysis.gaps)
-    assert "nowhere above" in found[1].text and "78.0 % to 77.0 %" in found[1].text
+    assert "nowhere above" in found[1].text and "from 78.0 % to 77.0 %" in found[1].text
     assert allowed  # the cited cells exist
     written = write_report(analysis, tmp_path / "report", ["csv", "html", "latex"], make_figures=False, pdf=False)
     assert (tmp_path / "report" / "csv" / "gap.csv").is_file() and (tmp_path / "report" / "data" / "gap.csv").is_file()

@@ -44,7 +44,9 @@ def _number(value: Any) -> float | None:
 
 # Compression-block keys that say where a variant came from or how it is stored, not what was
 # done to it.
-_PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report", "serialization"})
+_PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report", "serialization",
+                              # what hardening found or did (fingerprints, counts), not what was asked of it
+                              "float_parent", "zero_weights_kept", "adversarial_programs"})
 # (A robust variant's `parent` is the standard variant it hardens; analysis/gap.py pairs them by it.)
 # Fixed order of compression methods in every table and figure (then by label within a method).
 METHOD_ORDER = ("none", "prune", "quantize", "distill", "harden")

@@ -244,7 +244,8 @@ def _dot_panels(inputs: Inputs, style: Style, column: str, scale: float, xlabel:
             bounds = [[m[f"{column}_{side}"] if m[f"{column}_{side}"] is not None else np.nan for m in chosen]
                       for side in ("low", "high")]
             low, high = (scale * np.array(b, dtype=float) for b in bounds)
-            error = np.vstack([np.nan_to_num(x - low), np.nan_to_num(high - x)])
+            # clipped: at a rate of exactly 0 or 1 an interval bound can miss the value by a rounding error
+            error = np.clip(np.vstack([np.nan_to_num(x - low), np.nan_to_num(high - x)]), 0.0, None)
             ax.errorbar(x, y, xerr=error, fmt=style.marker(label), color=style.colour(label), markersize=4,
                         elinewidth=0.8, capsize=0, markeredgecolor="white", markeredgewidth=0.3)
         ax.set_yticks(range(len(rows)), rows)

@@ -91,8 +91,51 @@ def findings(inputs: Inputs, tables: list[Table]) -> list[Finding]:
     validity = _validity(by_name.get("validity"))
     if validity:
         out.append(validity)
+    out += _gap(inputs, by_name.get("gap"))
     return out
 
+
+def _gap(inputs: Inputs, table: Table | None) -> list[Finding]:
+    """Robust variants: how many significant standard gaps they close by half or more, whether their
+    ASR ever exceeds the standard variant's, and the largest clean-accuracy cost; from the gap table."""
+    if not inputs.gaps or table is None or not table.rows:  # no robust variants (a table of that name is another's)
+        return []
+    col = table.column
+    rows = list(enumerate(table.rows))
+    significant = [(i, r) for i, r in rows if r.cells[col("gap_standard")].marker and
+                   r.cells[col("closed")].value is not None]
+    half = [(i, r) for i, r in significant if r.cells[col("closed")].value >= 50]
+    correction = inputs.comparisons.correction.capitalize() if inputs.comparisons.correction != "bh" else "BH"
+    if significant:
+        text = (f"Where the standard variant's ASR gap to the original is significant ({correction}-adjusted "
+                f"{inputs.comparisons.title('paired-binary')}: {len(significant)} rows of the gap-closure table), the "
+                f"robust variant of the same size closes at least half of it in {len(half)}: "
+                + "; ".join(f"{r.cells[col('label')].text}, {_attack_of(table, i)}, {r.cells[col('closed')].text} % "
+                            f"(95 % CI {r.cells[col('closed_ci')].text})" for i, r in significant[:4])
+                + ("; …" if len(significant) > 4 else "") + ".")
+    else:
+        text = (f"No standard variant's ASR gap to the original is significant ({correction}-adjusted "
+                f"{inputs.comparisons.title('paired-binary')}), so there is no gap for a robust variant to close.")
+    out = [Finding("gap", text, "gap", [i for i, _ in significant] or [i for i, _ in rows])]
+    higher = [(i, r) for i, r in rows if (r.cells[col("gap_robust")].value or 0) > (r.cells[col("gap_standard")].value or 0)]
+    worst = max(rows, key=lambda item: abs((item[1].cells[col("accuracy_standard")].value or 0)
+                                           - (item[1].cells[col("accuracy_robust")].value or 0)))
+    i, r = worst
+    drop = f"{r.cells[col('accuracy_standard')].text} % to {r.cells[col('accuracy_robust')].text} % ({r.cells[col('label')].text})"
+    if higher:
+        asr = (f"The robust variant's ASR exceeds the standard variant's in {len(higher)} of {len(rows)} rows (e.g. "
+               f"{_attack_of(table, higher[0][0])} on {higher[0][1].cells[col('label')].text}: a gap of "
+               f"{higher[0][1].cells[col('gap_robust')].text} pp against {higher[0][1].cells[col('gap_standard')].text} pp)")
+    else:
+        asr = f"The robust variant's ASR is nowhere above the standard variant's ({len(rows)} rows)"
+    out.append(Finding("gap", f"{asr}; clean accuracy changes most, from the standard variant's to the robust "
+                              f"one's, from {drop}.", "gap",
+                       sorted({i, *(j for j, _ in higher[:1])})))
+    return out
+
+
+def _attack_of(table: Table, index: int) -> str:
+    return table.rows[index].cells[table.column("attack")].text
 
 def _validity(table: Table | None) -> Finding | None:
     """One line from the validity table: the total share valid and the lowest (attack, variant) share."""
@@ -143,4 +186,7 @@ def measures(inputs: Inputs) -> list[tuple[str, str]]:
         ("Bold", "the best value of a column within one model (lowest ASR, highest RA, most queries, highest valid "
                  "share, accuracy and F1, smallest size and latency), only when no other variant ties it."),
         ("Intervals", f"{interval} in the appendix; – undefined (nothing to count), n/a not recorded."),
-    ]
+    ] + ([("Gap closure", "for a robust variant (robust fine-tuning or robust distillation) and the standard variant "
+           "of the same size: gap = ASR(variant) − ASR(original) on the examples all three attacked; closed = (standard "
+           "gap − robust gap) / standard gap, 100 % when the robust variant is as hard to fool as the original; its "
+           "interval resamples examples (paired percentile bootstrap).")] if inputs.gaps else [])

@@ -53,7 +53,7 @@ class Logs:
         chosen = [source for source in self.sources if source[0] in paths]
         if not chosen:
             return wanted.with_columns(*(pl.lit(None, pl.String).alias(c) for c in CODE_COLUMNS))
-        code = _scan(chosen, ["example_id", "attack", "seed", *CODE_COLUMNS])
+        code = with_attack_names(_scan(chosen, ["example_id", "attack", "attack_name", "seed", *CODE_COLUMNS]))
         return wanted.lazy().join(code, on=on, how="left").collect()
 
 def find_log_files(directory: Path) -> list[Path]:
@@ -162,8 +162,17 @@ def load_logs(directories: list[str | Path]) -> Logs:
     records = records.join(runs, on="path", how="left")
     _check_values(records, sources, labels)
     records = records.drop("_labels", *(e.meta.output_name() for e in extra))
+    records = with_attack_names(records)
     _check_unique(records)
     return Logs(records=records, manifests=manifests, sources=sources, warnings=notes)
+
+
+def with_attack_names(records):
+    """`attack` as reports group by it: the record's `attack_name` where the run gave one (a study entry
+    such as alert-4x or alert-transfer: one recipe in several configurations), else the recipe; the
+    recipe itself stays in `recipe`."""
+    return records.with_columns(pl.col("attack").alias("recipe"),
+                                pl.coalesce("attack_name", "attack").alias("attack")).drop("attack_name")
 
 
 TRUNCATED = ("include", "exclude", "only")

@@ -30,6 +30,7 @@ from analysis import figures as figs
 from analysis.audit import Audit, audit
 from analysis.comparisons import Comparisons, compare
 from analysis.findings import Finding, findings, measures
+from analysis.gap import gap_rows
 from analysis.loading import Logs, load_logs, select_truncated
 from analysis.metrics import cell_metrics, prepare
 from analysis.pdf import compile_pdf
@@ -51,11 +52,12 @@ class Analysis:
     metrics: pl.DataFrame
     comparisons: Comparisons
     audit: Audit
+    gaps: list[dict[str, Any]] = field(default_factory=list)  # analysis.gap: robust variants against standard ones
     timings: dict[str, float] = field(default_factory=dict)
     report_notes: list[str] = field(default_factory=list)  # what writing the report could not do (e.g. the PDF)
 
     def inputs(self) -> Inputs:
-        return Inputs(self.variants, self.metrics, self.comparisons, self.audit.checks)
+        return Inputs(self.variants, self.metrics, self.comparisons, self.audit.checks, self.gaps)
 
     def notes(self) -> list[str]:
         from analysis.samples import sample_notes
@@ -97,7 +99,11 @@ def analyse(directories: list[str | Path], *, labels: dict[str, str] | None = No
     timings["statistics"] = time.perf_counter() - start - sum(timings.values())
     checks = audit(records, worst=worst)
     timings["audit"] = time.perf_counter() - start - sum(timings.values())
-    return Analysis(logs, variants, records, metrics, comparisons, checks, timings)
+    attacks = Inputs(variants, metrics, comparisons, checks.checks).attacks
+    gaps = gap_rows(records, variants, comparisons, attacks=attacks, resamples=resamples, seed=seed, alpha=alpha,
+                    tests=tests)
+    timings["gap closure"] = time.perf_counter() - start - sum(timings.values())
+    return Analysis(logs, variants, records, metrics, comparisons, checks, gaps, timings)
 
 
 def versions() -> str:
@@ -186,6 +192,8 @@ def write_report(analysis: Analysis, out: str | Path, formats: list[str], *, mak
     data.mkdir(exist_ok=True)
     analysis.metrics.write_csv(data / "metrics.csv")
     _write_rows(analysis.comparisons.rows, data / "stats")
+    if analysis.gaps:
+        _write_rows(analysis.gaps, data / "gap")
     analysis.variants.drop("runs", strict=False).write_csv(data / "variants.csv")
     written["data"] = sorted(data.iterdir())
     if "csv" in formats:

@@ -24,11 +24,12 @@ PROGRAM = "def {name}(values):\n    total = 0\n    for item in values:\n        
 @dataclass
 class Variant:
     model: str
-    method: str = "none"  # none, prune, quantize, distill
+    method: str = "none"  # none, prune, quantize, distill, harden
     params: dict = field(default_factory=dict)
     accuracy: float = 0.85
     vulnerability: float = 0.0  # added to the attack's success probability
     size_mb: float = 500.0
+    parent: str | None = None  # the model it was made from (default: the study's original), e.g. a hardened variant's
 
 
 @dataclass
@@ -114,7 +115,7 @@ def study_records(study: Study, variant: Variant, attack: str, seed: int, rng: n
 
 
 def manifest(study: Study, variant: Variant, attack: str, seed: int, original: Variant) -> dict:
-    parent = None if variant.method == "none" else fingerprint(original.model)
+    parent = None if variant.method == "none" else fingerprint(variant.parent or original.model)
     return {
         "schema_version": SCHEMA_VERSION,
         "attack": {"name": attack, "params": {"budget": study.budget}},

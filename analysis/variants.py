@@ -45,9 +45,12 @@ def _number(value: Any) -> float | None:
 
 # Compression-block keys that say where a variant came from or how it is stored, not what was
 # done to it.
-_PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report", "serialization"})
+_PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report", "serialization",
+                              # what hardening found or did (fingerprints, counts), not what was asked of it
+                              "float_parent", "zero_weights_kept", "adversarial_programs"})
+# (A robust variant's `parent` is the standard variant it hardens; analysis/gap.py pairs them by it.)
 # Fixed order of compression methods in every table and figure (then by label within a method).
-METHOD_ORDER = ("none", "prune", "quantize", "distill")
+METHOD_ORDER = ("none", "prune", "quantize", "distill", "harden")
 ORIGINAL_LABEL = "Original"
 
 
@@ -84,16 +87,26 @@ def human_label(method: str, block: Any) -> str:
     if method == "quantize":
         dtype = params.get("dtype")
         bits = number("bits")
-        name = str(dtype) if isinstance(dtype, str) and dtype else (f"int{bits:g}" if bits is not None else "quantized")
+        if not (isinstance(dtype, str) and dtype) and bits is None:
+            return "Quantized"
+        name = str(dtype) if isinstance(dtype, str) and dtype else f"int{bits:g}"
         name = name.capitalize() if name.startswith("int") else name.upper()
         scheme = params.get("scheme")
         return f"{name} ({scheme})" if isinstance(scheme, str) and scheme else name
     if method == "distill":
         target = number("target_mb")
         layers = number("layers")
+        robust = " (robust)" if params.get("robust") is True else ""
         if target is not None:
-            return f"Distilled {_number_text(target)} MB"
-        return f"Distilled ({layers:g} layers)" if layers is not None else "Distilled"
+            return f"Distilled {_number_text(target)} MB{robust}"
+        return (f"Distilled ({layers:g} layers)" if layers is not None else "Distilled") + robust
+    if method == "harden":  # robust fine-tuning of a variant: named after the variant it hardens
+        parent = params.get("parent_compression")
+        if isinstance(parent, dict) and parent.get("method"):
+            return f"{human_label(str(parent['method']), parent)} (robust)"
+        if isinstance(parent, str) and parent:
+            return f"{human_label(parent, {})} (robust)"
+        return "Hardened (robust)"
     return method.replace("_", " ").capitalize()
 
 
@@ -153,6 +166,9 @@ def variant_table(logs: Logs, labels: dict[str, str] | None = None) -> pl.DataFr
             "configuration": configuration(row["compression"], compression),
             "fingerprint": _get(model, "fingerprint"),
             "parent": _get(compression, "parent") if isinstance(compression, dict) else None,
+            # robust fine-tuning (harden) or robust distillation: analysis/gap.py pairs it with its standard variant
+            "robust": method == "harden" or (isinstance(compression, dict) and compression.get("robust") is True),
+            "target_mb": _number(_get(compression, "target_mb")),
         }
         for name in MODEL_FIELDS:
             entry[name] = _number(_get(model, name))
@@ -163,6 +179,7 @@ def variant_table(logs: Logs, labels: dict[str, str] | None = None) -> pl.DataFr
         rows.append(entry)
         parent_timing.append(_get(model, "measurement", "parent"))
     _fill_original_timing(rows, parent_timing)
+    _name_after_parents(rows)
     table = pl.DataFrame(rows, infer_schema_length=None)
     table = _fill_clean_from_records(table, records)
     return _match_originals(table, labels or {}, logs.warnings)
@@ -183,6 +200,16 @@ def _fill_original_timing(rows: list[dict[str, Any]], parent_timing: list[Any]) 
         for name, values in timed.get(row["fingerprint"], {}).items() if row["is_original"] else ():
             if row[name] is None:
                 row[name] = float(np.median(values))
+
+
+def _name_after_parents(rows: list[dict[str, Any]]) -> None:
+    """A hardened variant is named after the variant it fine-tuned (its `parent` fingerprint), whose
+    label says more than the manifest's `parent_compression`: "Pruned 50 % (robust)"."""
+    by_fingerprint = {r["fingerprint"]: r for r in rows if r["fingerprint"]}
+    for row in rows:
+        parent = by_fingerprint.get(row["parent"]) if row["method"] == "harden" else None
+        if parent is not None and parent is not row and not parent["robust"]:
+            row["label"] = row["derived_label"] = f"{parent['derived_label']} (robust)"
 
 
 def _fill_clean_from_records(table: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
@@ -217,6 +244,9 @@ def _match_originals(table: pl.DataFrame, overrides: dict[str, str], notes: list
             continue
         same = [o for o in originals if o["dataset"] == row["dataset"] and o["task"] == row["task"]]
         by_parent = [o for o in same if row["parent"] and o["fingerprint"] == row["parent"]]
+        # a variant of a variant (a robust one hardens a compressed variant): its parent's parent
+        parents = [r for r in rows if row["parent"] and not r["is_original"] and r["fingerprint"] == row["parent"]]
+        by_parent = by_parent or [o for o in same for p in parents if p["parent"] and o["fingerprint"] == p["parent"]]
         by_prefix = sorted((o for o in same if row["model"].startswith(o["model"])), key=lambda o: -len(o["model"]))
         if by_parent:
             row["base_model"], row["match"] = by_parent[0]["model"], "parent fingerprint"

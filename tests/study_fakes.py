@@ -63,6 +63,8 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     a.add_argument("--resume", action="store_true")
     a.add_argument("--split", choices=("train", "valid", "test"))
     a.add_argument("--mhm-iterations", type=int)
+    a.add_argument("--attack-name")
+    a.add_argument("--transfer-from")
     a.add_argument("--fail", action="store_true", help="fake: fail after two records")
     a.add_argument("--delay", type=float, default=0.0, help="fake: seconds per example")
     return parsers
@@ -107,6 +109,8 @@ class FakeRunner:
         _need(Path(args.model) / "manifest.json")
         if args.substitutes:
             _need(Path(args.substitutes) / "substitutes.jsonl")
+        if args.transfer_from:  # a replay reads the source run's records
+            _need(Path(args.transfer_from) / "records.jsonl")
         records = out / "records.jsonl"
         if records.exists() and not args.resume:
             raise StageFailed(f"{out} already holds records; pass --resume")
@@ -126,7 +130,8 @@ class FakeRunner:
                 success = draw % 3 == 0
                 queries = 1 + draw % (args.budget or 10)  # fake costs, for the pilot's figures
                 handle.write(json.dumps({"example_id": example, "status": "success" if success else "failed",
-                                         "attack": args.attack, "seed": args.seed, "queries": queries,
+                                         "attack": args.attack, "attack_name": args.attack_name,
+                                         "seed": args.seed, "queries": queries,
                                          "forward_passes": (queries + 1) // 2, "victim_time_s": 0.01 * queries,
                                          "wall_time_s": 0.011 * queries}) + "\n")
                 handle.flush()

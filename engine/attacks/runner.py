@@ -56,6 +56,7 @@ class RunOptions:
 
     attack: str
     params: Any = None
+    attack_name: str | None = None  # the record's attack_name: one recipe run in several configurations
     seed: int = 0
     budget: int | None = None  # max queries per example, the original's included; None: the recipe's own limits
     split: str = "test"
@@ -243,7 +244,7 @@ class AttackRunner:
         return {
             "schema_version": SCHEMA_VERSION,
             "created": utc_now(),
-            "attack": {"name": o.attack, "params": params, "substitutes": o.substitutes,
+            "attack": {"name": o.attack, "label": o.attack_name, "params": params, "substitutes": o.substitutes,
                        "transfer_from": str(self.transfer_from) if self.transfer_from else None},
             "model": self.model,
             "dataset": {"name": self.dataset.name, "split": o.split, "fingerprint": self.dataset.fingerprint,
@@ -399,7 +400,8 @@ class AttackRunner:
             schema_version=SCHEMA_VERSION, example_id=str(example.id), dataset=self.dataset.name,
             task=self.dataset.task, language=example.language, model=self.model["name"],
             compression=str(self.model["compression"].get("method", "none")), attack=self.options.attack,
-            seed=self.options.seed, true_label=int(example.label), original_code=code,
+            attack_name=self.options.attack_name, seed=self.options.seed, true_label=int(example.label),
+            original_code=code,
         )
         return record
 

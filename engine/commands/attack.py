@@ -11,6 +11,7 @@ OUT/summary.json, and prints a summary table. See `docs/attacks.md`.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from engine.attacks import registry
@@ -31,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "example, so --resume continues a killed run without losing or repeating an example.",
     )
     p.add_argument("--attack", required=True, choices=tuple(registry.RECIPES), help="attack recipe")
+    p.add_argument("--attack-name", metavar="NAME", default=None,
+                   help="name this attack configuration in the records (their attack_name) and the report, when one "
+                   "recipe runs in several, e.g. alert-4x for a larger budget or alert-transfer for a replay (default: "
+                   "the recipe's name)")
     p.add_argument("--model", required=True, help="victim model directory (or hub id)")
     p.add_argument("--out", required=True, help="output directory for records.jsonl, manifest.json, summary.json")
     p.add_argument("--split", choices=("train", "valid", "test"), default="test", help="split to attack (default test)")
@@ -95,7 +100,8 @@ def run_attack(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     params = registry.params_from_args(args.attack, args)
     options = RunOptions(
-        attack=args.attack, params=params, seed=args.seed, budget=args.budget, split=args.split, n=args.n,
+        attack=args.attack, attack_name=args.attack_name, params=params, seed=args.seed, budget=args.budget,
+        split=args.split, n=args.n,
         sample=args.sample,
         shard=parse_shard(args.shard), attack_side=args.attack_side, resume=args.resume, overwrite=args.overwrite,
         max_parse_errors=args.max_parse_errors, too_long=args.too_long, compile_check=not args.no_compile_check,
@@ -103,6 +109,8 @@ def run_attack(args: argparse.Namespace) -> int:
         substitutes=args.substitutes, interleave=args.interleave,
     )
     options.check()
+    if args.attack_name is not None and not re.fullmatch(r"[^/\x00]+", args.attack_name):
+        raise UserError(f"--attack-name {args.attack_name!r}: give a non-empty name without '/' (reports name files after it)")
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite contradict each other; choose one")
     dataset = dataset_from_args(args)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.errors import UserError
 
-PRESETS = ("quickstart", "paper")
+PRESETS = ("quickstart", "paper", "robust")
 
 
 def studies_dir() -> Path:
@@ -37,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="FILE", help="study config (TOML)")
     source.add_argument("--preset", choices=PRESETS,
-                        help="a shipped config (engine/study/presets/): quickstart (offline, minutes on a CPU) or paper "
-                        "(CodeBERT, GraphCodeBERT, UniXcoder on Devign, BigCloneBench, GCJ: GPUs and model access)")
+                        help="a shipped config (engine/study/presets/): quickstart (offline, minutes on a CPU), paper "
+                        "(CodeBERT, GraphCodeBERT, UniXcoder on Devign, BigCloneBench, GCJ: GPUs and model access) or "
+                        "robust (standard against robust compressed variants on stdlib-attribution and gcjpy, offline)")
     p.add_argument("--out", help="study folder (default runs/STUDY-NAME)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (cells, which are done, expected cost and bound, wall time on K workers) and "

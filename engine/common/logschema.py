@@ -20,8 +20,8 @@ import math
 import re
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 STATUSES = ("success", "failed", "skipped_misclassified", "skipped_no_identifiers", "error")
 
@@ -91,6 +91,10 @@ FIELDS: tuple[Field, ...] = (
           "(the attack attacked that view); null when not measured (error before tokenizing, a victim without a tokenizer)", since=2),
     Field("input_tokens", "int", True, "model tokens of the whole input (special tokens included; both programs of a pair)", since=2),
     Field("input_tokens_read", "int", True, "model tokens the model reads: input_tokens cut to its maximum length", since=2),
+    Field("attack_name", "str", True, "the run's name for this attack configuration when one recipe runs in several "
+          "(`engine attack --attack-name`, a study's [[attacks]] name: alert-4x, alert-transfer); reports group by it "
+          "instead of `attack`; null: the recipe names it", since=3,
+          pattern=r"[^/\x00]+", pattern_words="not empty, no '/' and no NUL: reports name files after the attack"),
 )
 
 FIELD_NAMES = tuple(f.name for f in FIELDS)

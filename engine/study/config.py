@@ -43,8 +43,8 @@ STAGE_OWNED = {
     "pretrain-mlm": set(),
     "compress": {"method", "model", "all", "stop_after_epoch"},
     "substitutes": {"mlm", "split", "n", "sample"},
-    "attack": {"attack", "model", "n", "seed", "budget", "batch_size", "shard", "substitutes", "transfer_from",
-               "sample"},
+    "attack": {"attack", "attack_name", "model", "n", "seed", "budget", "batch_size", "shard", "substitutes",
+               "transfer_from", "sample"},
 }
 
 # kind -> {option key: argparse.Action}, or None when the command is not installed.
@@ -110,10 +110,15 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
     Section("models", True, (
         Key("name", "str", help="label used in cell names and reports"),
         Key("base", "str", help="scratch:tiny|small|base, minilm, a model directory or a hub id"),
+        Key("datasets", "list[str]", [], help="train this model only on these [[datasets]] (their names); "
+            "default: on every dataset"),
     ), "train", "victims to fine-tune; other keys are `engine train` options (epochs, lr, max_length, …)"),
     Section("compressions", True, (
         Key("name", "str", None, help="label (default: the method)"),
         Key("method", "str", choices=tuple(METHODS), help="compression method"),
+        Key("of", "str|null", None,
+            help="the name of another [[compressions]] entry, listed before this one: compress its output (e.g. "
+            "method = \"harden\" of = \"prune\": robust fine-tuning of the pruned variant) instead of the victim"),
     ), "compress", "compressed variants of every victim; other keys are `engine compress` options (ratio, target_mb, …)"),
     Section("mlm", False, (
         Key("source", "str", MLM_PRETRAIN,
@@ -129,8 +134,13 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("batch_size", "int|null", None, minimum=1, help="victim batch size (an engineering knob: not hashed)"),
     ), "attack", "defaults for every [[attacks]] entry; other keys are `engine attack` options"),
     Section("attacks", True, (
-        Key("recipe", "str", choices=tuple(registry.RECIPES), help="attack recipe"),
-        Key("name", "str", None, help="label (default: the recipe)"),
+        Key("recipe", "str|null", None, choices=tuple(registry.RECIPES),
+            help="attack recipe (required unless transfer is given)"),
+        Key("name", "str", None, help="label (default: the recipe); also the records' attack_name when it differs from "
+            "the recipe, so two entries of one recipe (another budget) stay apart in the report"),
+        Key("transfer", "str|null", None,
+            help="the name of another [[attacks]] entry: replay the adversarial programs it found on the original on "
+            "every victim and variant (engine attack --transfer-from) instead of attacking; needs include_original"),
         Key("n", "int|null", None, minimum=1, help="examples attacked per cell (default: attack_defaults.n)"),
         Key("budget", "int|null", None, minimum=1, help="query budget per example (default: attack_defaults.budget)"),
         Key("batch_size", "int|null", None, minimum=1, help="victim batch size (not hashed)"),
@@ -263,6 +273,7 @@ def parse_config(raw: dict[str, Any], path: Path, options: OptionSource = cli_op
     defaults = _stage(reader, *reader.single("attack_defaults", raw.get("attack_defaults", {})), name="attack_defaults")
     attacks = []
     for where, values in reader.array("attacks", raw["attacks"]):
+        _attack_source(reader, where, values, attacks)
         for key in ("n", "budget", "batch_size"):
             if values[key] is None:
                 values[key] = defaults.values[key]
@@ -298,6 +309,39 @@ def _labels(path: Path, raw: Any, config: StudyConfig) -> dict[str, str]:
         if not isinstance(text, str) or not text.strip():
             raise StudyConfigError(f"{path}: [labels]: {key} = {text!r} should be a non-empty string")
     return {key: text.strip() for key, text in raw.items()}
+
+
+def _attack_source(reader: _Reader, where: str, values: dict[str, Any], earlier: list[StageSpec]) -> None:
+    """A transfer entry takes its recipe, n and budget from the entry it replays (listed before it);
+    any other entry needs a recipe."""
+    source = values["transfer"]
+    if source is None:
+        if values["recipe"] is None:
+            raise StudyConfigError(f"{reader.path}: {where}: the key 'recipe' is required (attack recipe), "
+                                   "or transfer = NAME of another entry to replay")
+        return
+    found = [a for a in earlier if a.name == source]
+    if not found:
+        names = ", ".join(a.name for a in earlier) or "none"
+        raise StudyConfigError(f"{reader.path}: {where}: transfer = {source!r} names no [[attacks]] entry listed before "
+                               f"this one (earlier entries: {names})")
+    if found[0].values["transfer"] is not None:
+        raise StudyConfigError(f"{reader.path}: {where}: transfer = {source!r} is itself a transfer entry; replay an "
+                               "entry that attacks")
+    recipe = found[0].values["recipe"]
+    if values["recipe"] not in (None, recipe):
+        raise StudyConfigError(f"{reader.path}: {where}: recipe = {values['recipe']!r} differs from the recipe of "
+                               f"{source!r} ({recipe!r}), whose programs it replays; leave recipe out")
+    if values["substitutes"]:
+        raise StudyConfigError(f"{reader.path}: {where}: a transfer entry replays programs; substitutes = true does "
+                               "not apply")
+    values["recipe"] = recipe
+    values["substitutes"] = False
+    for key in ("n", "budget"):
+        if values[key] is None:
+            values[key] = found[0].values[key]
+    if values["name"] is None:
+        values["name"] = f"{source}-transfer"
 
 
 def _dataset(reader: _Reader, where: str, values: dict[str, Any]) -> DatasetSpec:
@@ -350,6 +394,25 @@ def _check_study(config: StudyConfig, reader: _Reader) -> None:
                 raise StudyConfigError(f"{path}: [[{section}]] #{index}: the name {entry.name!r} is used twice; "
                                        "give each entry a distinct name")
             seen.add(entry.name)
+    for index, compression in enumerate(config.compressions):
+        source = compression.values["of"]
+        if source is None:
+            continue
+        earlier = [c.name for c in config.compressions[:index]]
+        if source not in earlier:
+            raise StudyConfigError(f"{path}: [[compressions]] #{index + 1} ({compression.name}): of = {source!r} names "
+                                   "no [[compressions]] entry listed before this one (earlier entries: "
+                                   f"{', '.join(earlier) or 'none'})")
+    names = [d.name for d in config.datasets]
+    for index, model in enumerate(config.models, 1):
+        unknown = [name for name in model.values["datasets"] if name not in names]
+        if unknown:
+            raise StudyConfigError(f"{path}: [[models]] #{index} ({model.name}): datasets = {unknown} names no "
+                                   f"[[datasets]] entry; the datasets are {', '.join(names)}")
+    transfers = [a.name for a in config.attacks if a.values["transfer"] is not None]
+    if transfers and not config.include_original:
+        raise StudyConfigError(f"{path}: [[attacks]] {transfers}: a transfer replays what an attack found on the "
+                               "original; set include_original = true")
     if config.compressions and "original" in {c.name for c in config.compressions}:
         raise StudyConfigError(f"{path}: [[compressions]]: the name 'original' is reserved for the uncompressed victim")
     if not config.include_original and not config.compressions:

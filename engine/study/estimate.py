@@ -15,9 +15,11 @@ or the documented prior). Every cell gets two figures:
 Other stages are priced the same way in both columns (their cost does not depend on luck): train
 ≈ epochs × training examples × 3 passes (forward and backward); prune/quantize ≈ 3 passes over
 the test split; distill ≈ one teacher pass over the training split plus training the student;
-mlm like train; substitutes ≈ (1 + top_k) masked-LM passes per variable, 10 variables per
-program; report 30 s. After a `--pilot-epochs E` pilot, its short train, distill and masked-LM
-cells price the real ones: their measured seconds scaled by the epochs.
+harden (robust fine-tuning of a variant) like training that variant on its training split and
+`renamings` (default 1) renamed copies of each example; a transfer attack ≈ two forward passes
+per example (a replay); mlm like train; substitutes ≈ (1 + top_k) masked-LM passes per variable,
+10 variables per program; report 30 s. After a `--pilot-epochs E` pilot, its short train,
+distill, harden and masked-LM cells price the real ones: their measured seconds scaled by the epochs.
 
 Dataset sizes come from the builtin's cached build, or, for files not read at planning time,
 from the format's published corpus (`Format.sizes`, `Format.labels`: the CodeXGLUE splits);
@@ -39,7 +41,9 @@ from engine.study.throughput import Speed, SpeedBook
 ASSUMED_SIZE = (10000, 1000)
 VARIABLES_PER_PROGRAM = 10
 REPORT_SECONDS = 30.0
-DEFAULT_EPOCHS = {"scratch": 10, "pretrained": 3, "distill": 10, "mlm": 3}
+DEFAULT_EPOCHS = {"scratch": 10, "pretrained": 3, "distill": 10, "mlm": 3, "harden": 4}  # harden: HARDEN_DEFAULTS
+HARDEN_RENAMINGS = 1  # `engine compress --method harden --renamings`: renamed copies per program and epoch
+REPLAY_PASSES = 2  # a transfer replays the original and one adversarial program per example
 TRAIN_PASSES = 3  # a training step costs about three forward passes (forward, backward)
 
 
@@ -95,6 +99,12 @@ class Estimator:
         budget = int(config["budget"])
         shape, length = self.victim_shape(self.plan.cells[cell.deps[0]])
         full = self.speeds.seconds_per_pass(shape.shape, length, shape.int8)
+        if config.get("transfer"):  # a replay: the original and one adversarial program per example
+            seconds = examples * REPLAY_PASSES * full.seconds
+            passes = Figure(REPLAY_PASSES, "prior", "a replay: original and adversarial program")
+            return Estimate(seconds, seconds, examples * REPLAY_PASSES, examples * REPLAY_PASSES,
+                            {"queries": passes, "forward_passes": passes, "seconds_per_pass": _speed_figure(full)},
+                            f"replay; s/pass: {_speed_figure(full).origin}")
         bound_queries = examples * budget
         bound_seconds = bound_queries * full.seconds
 
@@ -133,6 +143,10 @@ class Estimator:
         if cell.kind == "compress":
             parent, length = self.victim_shape(self.plan.cells[cell.deps[0]])
             teacher = self.speeds.seconds_per_pass(parent.shape, length)
+            if config["method"] == "harden":  # fine-tuning the variant on its training split and renamed copies
+                epochs = options.get("epochs") or DEFAULT_EPOCHS["harden"]
+                copies = 1 + int(options.get("renamings", HARDEN_RENAMINGS))
+                return epochs * copies * n_train * TRAIN_PASSES * teacher.seconds, _speed_basis(teacher)
             if config["method"] == "distill":
                 student, _ = self.victim_shape(cell)
                 speed = self.speeds.seconds_per_pass(student.shape, length)
@@ -165,7 +179,9 @@ class Estimator:
         if cell.key in self._shapes:
             return self._shapes[cell.key]
         folder = self.root / cell.output
-        train = cell if cell.kind == "train" else self.plan.cells[cell.deps[0]]
+        train = cell
+        while train.kind != "train":  # a variant of a variant (`of`) reads its victim's length too
+            train = self.plan.cells[train.deps[0]]
         length = int(train.config["options"].get("max_length") or DEFAULT_MAX_LENGTH)
         if (folder / "config.json").is_file():
             found = local_shape(folder)
@@ -174,9 +190,11 @@ class Estimator:
             if not found.available and found.hub_id:
                 self.unavailable[found.hub_id] = f"{hub_hint(found.hub_id)}; priced from its shape ({found.source})"
         else:
-            parent, _ = self.victim_shape(train)
+            parent, _ = self.victim_shape(self.plan.cells[cell.deps[0]])
             method, options = cell.config["method"], cell.config["options"]
-            if method == "quantize" and (options.get("dtype") or "int8") == "int8":
+            if method == "harden":  # fine-tuned in place: the shape (and int8 storage) of the variant it hardens
+                found = parent
+            elif method == "quantize" and (options.get("dtype") or "int8") == "int8":
                 found = ModelShape(parent.shape, f"{parent.source}, int8", int8=True)
             elif method == "distill":
                 found = ModelShape(self._student(cell, length), "distillation's size search")

@@ -49,8 +49,8 @@ def pilot_config(config: StudyConfig, examples: int, epochs: int | None = None) 
 
     models = [short(m, DEFAULT_EPOCHS["scratch" if m.values["base"].startswith("scratch") else "pretrained"])
               for m in config.models]
-    compressions = [short(c, DEFAULT_EPOCHS["distill"]) if c.values["method"] == "distill" else c
-                    for c in config.compressions]
+    compressions = [short(c, DEFAULT_EPOCHS[c.values["method"]]) if c.values["method"] in ("distill", "harden") else c
+                    for c in config.compressions]  # the methods that train
     mlm = short(config.mlm, DEFAULT_EPOCHS["mlm"]) if config.mlm.values["source"] == MLM_PRETRAIN else config.mlm
     return dataclasses.replace(config, models=models, compressions=compressions, mlm=mlm, report=[],
                                examples_per_cell=examples)
@@ -240,7 +240,7 @@ class PilotBook:
         if cell.kind == "train":
             default = DEFAULT_EPOCHS["scratch" if cell.config["base"].startswith("scratch") else "pretrained"]
         else:
-            default = DEFAULT_EPOCHS["distill" if cell.kind == "compress" else "mlm"]
+            default = DEFAULT_EPOCHS[cell.config["method"] if cell.kind == "compress" else "mlm"]
         epochs = options.get("epochs") or default
         return Figure(entry["seconds"] * epochs / entry["epochs"], "pilot",
                       f"{entry['seconds']:.0f} s for {entry['epochs']} epoch × {epochs}")

@@ -2,9 +2,10 @@
 
 Cells and their dependencies (one arrow: a file on disk):
 
-    train(dataset, model) ──► compress(dataset, model, method)
+    train(dataset, model) ──► compress(dataset, model, method) [──► compress(…, method of it), `of`]
     mlm(dataset) ──► substitutes(dataset)                       (only when an attack needs them)
     train / compress ──► attack(dataset, model, variant, attack, seed) ◄── substitutes
+    attack(…, original, attack A, seed) ──► attack(…, variant, transfer of A, seed)   (`transfer`)
     every attack ──► report
 
 Each cell's **key** is a hash of its resolved configuration (defaults filled in) and of the
@@ -105,36 +106,38 @@ def expand(config: StudyConfig) -> Plan:
         data = dataset.hashed()
         substitutes = _substitute_cells(config, dataset, add, runtime)
         for model in config.models:
+            if model.values.get("datasets") and dataset.name not in model.values["datasets"]:
+                continue  # this model is trained on other datasets only
             meta = {"dataset": dataset.name, "model": model.name}
             train = add("train", [dataset.name, model.name],
                         {"dataset": data, "model": model.name, "base": model.values["base"], "options": model.options},
                         [], dict(runtime), meta | {"variant": ORIGINAL})
             victims = [(ORIGINAL, train)] if config.include_original else []
+            made: dict[str, Cell] = {}
             for compression in config.compressions:
-                cell = add("compress", [dataset.name, model.name, compression.name],
-                           {"dataset": data, "model": model.name, "name": compression.name,
-                            "method": compression.values["method"], "options": compression.options},
-                           [train.name], dict(runtime), meta | {"variant": compression.name,
-                                                                "method": compression.values["method"]})
+                hashed = {"dataset": data, "model": model.name, "name": compression.name,
+                          "method": compression.values["method"], "options": compression.options}
+                parent = train
+                if compression.values.get("of"):  # only then: other compressions keep their keys
+                    hashed["of"] = compression.values["of"]
+                    parent = made[compression.values["of"]]
+                cell = add("compress", [dataset.name, model.name, compression.name], hashed,
+                           [parent.name], dict(runtime), meta | {"variant": compression.name,
+                                                                 "method": compression.values["method"]})
+                made[compression.name] = cell
                 victims.append((compression.name, cell))
-            for variant, victim in victims:
-                for attack in config.attacks:
-                    natural = config.attack_needs_substitutes(attack)
-                    if natural and config.substitutes.values["from_dataset"]:
-                        natural = "dataset"  # the dataset's own substitutes field
-                    for seed in config.seeds:
-                        hashed = {"dataset": data, "model": model.name, "variant": variant,
-                                  "attack": attack.name, "recipe": attack.values["recipe"],
-                                  "n": attack.values["n"], "budget": attack.values["budget"], "seed": seed,
-                                  "options": attack.options, "substitutes": natural}
-                        if config.examples_per_cell:  # only then: unsampled cells keep their keys
-                            hashed["sample"] = config.examples_per_cell
-                        deps = [victim.name] + ([substitutes.name] if natural is True and substitutes is not None else [])
-                        cell = add("attack", [dataset.name, model.name, variant, attack.name, f"s{seed}"], hashed, deps,
-                                   runtime | {"batch_size": attack.values["batch_size"]},
-                                   meta | {"variant": variant, "attack": attack.name,
-                                           "recipe": attack.values["recipe"], "seed": seed})
-                        attack_cells.append(cell.name)
+            # Attacks first, then transfers: a transfer replays what its source found on the original.
+            sources: dict[tuple[str, int], Cell] = {}
+            attacks = [a for a in config.attacks if a.values.get("transfer") is None]
+            transfers = [a for a in config.attacks if a.values.get("transfer") is not None]
+            pairs = [(v, a) for v in victims for a in attacks] + [(v, a) for a in transfers for v in victims]
+            for (variant, victim), attack in pairs:
+                for seed in config.seeds:
+                    cell = _attack_cell(config, add, data, model.name, variant, victim, attack, seed, substitutes,
+                                        sources, runtime, meta)
+                    if variant == ORIGINAL:
+                        sources[(attack.name, seed)] = cell
+                    attack_cells.append(cell.name)
     if config.report and attack_cells:
         hashed = {"formats": sorted(config.report), "study": config.name,
                   "attacks": sorted(cells[name].key for name in attack_cells)}
@@ -143,6 +146,30 @@ def expand(config: StudyConfig) -> Plan:
         add("report", [], hashed,
             attack_cells, {}, {"formats": list(config.report)})
     return Plan(config.name, cells)
+
+
+def _attack_cell(config: StudyConfig, add, data: dict[str, Any], model: str, variant: str, victim: Cell,
+                 attack, seed: int, substitutes: Cell | None, sources: dict[tuple[str, int], Cell],
+                 runtime: dict[str, Any], meta: dict[str, Any]) -> Cell:
+    """One attack cell; a transfer entry's cell reads its source's cell on the original (same seed)."""
+    natural = config.attack_needs_substitutes(attack)
+    if natural and config.substitutes.values["from_dataset"]:
+        natural = "dataset"  # the dataset's own substitutes field
+    hashed = {"dataset": data, "model": model, "variant": variant,
+              "attack": attack.name, "recipe": attack.values["recipe"],
+              "n": attack.values["n"], "budget": attack.values["budget"], "seed": seed,
+              "options": attack.options, "substitutes": natural}
+    if config.examples_per_cell:  # only then: unsampled cells keep their keys
+        hashed["sample"] = config.examples_per_cell
+    deps = [victim.name] + ([substitutes.name] if natural is True and substitutes is not None else [])
+    transfer = attack.values.get("transfer")
+    if transfer is not None:  # only then: other attacks keep their keys
+        hashed["transfer"] = transfer
+        deps.append(sources[(transfer, seed)].name)
+    return add("attack", [meta["dataset"], model, variant, attack.name, f"s{seed}"], hashed, deps,
+               runtime | {"batch_size": attack.values["batch_size"]},
+               meta | {"variant": variant, "attack": attack.name, "recipe": attack.values["recipe"], "seed": seed,
+                       **({"transfer": transfer} if transfer is not None else {})})
 
 
 def _substitute_cells(config: StudyConfig, dataset: DatasetSpec, add, runtime: dict[str, Any]) -> Cell | None:

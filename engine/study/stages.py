@@ -90,7 +90,8 @@ def build_calls(cell: Cell, plan: Plan, *, progress: bool,
                 *options_argv(config["options"]), *runtime("train")]
         return [StageCall("engine", tuple(argv), complete_if="manifest")]
     if cell.kind == "compress":
-        argv = ["compress", "--method", config["method"], "--model", out_of("train"), "--out", out,
+        parent = out_of("compress") if config.get("of") else out_of("train")  # `of`: another variant's output
+        argv = ["compress", "--method", config["method"], "--model", parent, "--out", out,
                 *dataset_argv(config["dataset"]), *options_argv(config["options"]), *runtime("compress")]
         return [StageCall("engine", tuple(argv), complete_if="compressed")]
     if cell.kind == "mlm":
@@ -110,7 +111,12 @@ def build_calls(cell: Cell, plan: Plan, *, progress: bool,
         argv = ["attack", "--attack", config["recipe"], "--model", victim, *dataset_argv(config["dataset"]),
                 "--n", str(config["n"]), "--budget", str(config["budget"]), "--seed", str(config["seed"]),
                 "--out", out]
-        if config.get("sample"):
+        if config["attack"] != config["recipe"]:  # records name the entry: two entries of a recipe stay apart
+            argv += ["--attack-name", config["attack"]]
+        if config.get("transfer"):  # replay the source entry's programs found on the original
+            source = [plan.cells[d] for d in cell.deps if plan.cells[d].kind == "attack"]
+            argv += ["--transfer-from", f"{ROOT}/{source[0].output}"]
+        elif config.get("sample"):
             argv += ["--sample", str(config["sample"])]
         if settings.get("batch_size"):
             argv += ["--batch-size", str(settings["batch_size"])]

@@ -1,0 +1,215 @@
+"""Study configs for robust compression (issue 17), with fake stages: compressions of another
+compression's output (`of`), attack entries of one recipe at another budget (`name`, written to
+the records as `attack_name`), transfer attacks from the original (`transfer`), their cells,
+dependencies, command lines, keys and costs, and the errors of bad entries."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.cli import build_parser
+from engine.commands.study import run_study
+from engine.compress.methods import METHODS
+from engine.study.config import StudyConfigError, load_config
+from engine.study.estimate import DEFAULT_EPOCHS, HARDEN_RENAMINGS, REPLAY_PASSES, TRAIN_PASSES, Estimator
+from engine.study.plan import expand
+from engine.study.stages import build_calls
+from engine.study.throughput import Speed
+from tests.study_fakes import FakeRunner, fake_options
+
+ROOT = Path(__file__).resolve().parents[1]
+# `harden` comes with the robust fine-tuning method; `of` itself works with any method.
+ROBUST_METHOD = "harden" if "harden" in METHODS else "prune"
+
+BASE = f"""
+[study]
+name = "robust-mini"
+seeds = [0]
+device = "cpu"
+report = []
+
+[[datasets]]
+name = "stdlib"
+builtin = "stdlib-attribution"
+size = 20
+
+[[models]]
+name = "tiny"
+base = "scratch:tiny"
+epochs = 2
+
+[[compressions]]
+name = "prune"
+method = "prune"
+ratio = 0.5
+
+[[compressions]]
+name = "prune-robust"
+method = "{ROBUST_METHOD}"
+of = "prune"
+
+[attack_defaults]
+n = 4
+budget = 10
+
+[[attacks]]
+recipe = "mhm"
+
+[[attacks]]
+recipe = "mhm"
+name = "mhm-4x"
+budget = 40
+
+[[attacks]]
+transfer = "mhm"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str = BASE):
+    return load_config(write(tmp_path, text), fake_options)
+
+
+def test_entries_resolve_transfer_and_budget_labels(tmp_path):
+    config = load(tmp_path)
+    names = [a.name for a in config.attacks]
+    assert names == ["mhm", "mhm-4x", "mhm-transfer"]
+    transfer = config.attacks[2]
+    assert transfer.values["recipe"] == "mhm" and transfer.values["budget"] == 10 and transfer.values["n"] == 4
+    assert transfer.values["substitutes"] is False
+    assert config.compressions[1].values["of"] == "prune" and config.compressions[0].values["of"] is None
+
+
+def test_cells_dependencies_and_command_lines(tmp_path):
+    config = load(tmp_path)
+    plan = expand(config)
+    cells = plan.cells
+    robust = cells["compress:stdlib:tiny:prune-robust"]
+    assert robust.deps == ("compress:stdlib:tiny:prune",)  # the robust variant is made from the pruned one
+    argv = build_calls(robust, plan, progress=False, options=fake_options)[0].argv
+    assert argv[argv.index("--model") + 1] == "{root}/" + cells["compress:stdlib:tiny:prune"].output
+    assert argv[argv.index("--method") + 1] == ROBUST_METHOD
+
+    attacks = [c for c in cells.values() if c.kind == "attack"]
+    assert len(attacks) == 3 * 3  # original, prune, prune-robust x mhm, mhm-4x, mhm-transfer
+    four = cells["attack:stdlib:tiny:prune:mhm-4x:s0"]
+    argv = build_calls(four, plan, progress=False, options=fake_options)[0].argv
+    assert argv[argv.index("--budget") + 1] == "40" and argv[argv.index("--attack-name") + 1] == "mhm-4x"
+    plain = build_calls(cells["attack:stdlib:tiny:prune:mhm:s0"], plan, progress=False, options=fake_options)[0].argv
+    assert "--attack-name" not in plain  # a recipe's own entry keeps the records it always wrote
+
+    source = cells["attack:stdlib:tiny:original:mhm:s0"]
+    for variant in ("original", "prune", "prune-robust"):
+        cell = cells[f"attack:stdlib:tiny:{variant}:mhm-transfer:s0"]
+        assert source.name in cell.deps  # every transfer replays what MHM found on the original
+        argv = build_calls(cell, plan, progress=False, options=fake_options)[0].argv
+        assert argv[argv.index("--transfer-from") + 1] == "{root}/" + source.output
+        assert argv[argv.index("--attack-name") + 1] == "mhm-transfer"
+    names = list(cells)
+    assert all(names.index(source.name) < names.index(c.name) for c in attacks if "transfer" in c.name)
+
+
+def test_new_keys_leave_other_cells_keys_alone(tmp_path):
+    """Adding a robust variant, a 4x entry and a transfer changes no key of the cells that were there."""
+    plain = BASE.split('[[compressions]]\nname = "prune-robust"')[0] + "[attack_defaults]\nn = 4\nbudget = 10\n\n" \
+        "[[attacks]]\nrecipe = \"mhm\"\n"
+    before = {n: c.key for n, c in expand(load(tmp_path, plain)).cells.items()}
+    after = {n: c.key for n, c in expand(load(tmp_path, BASE)).cells.items()}
+    assert before and all(after[name] == key for name, key in before.items() if not name.startswith("report"))
+
+
+def test_a_study_runs_transfers_after_their_source_and_records_the_names(tmp_path):
+    args = build_parser().parse_args(["study", "--config", str(write(tmp_path, BASE)), "--out", str(tmp_path / "out"),
+                                      "--no-progress"])
+    runner = FakeRunner()
+    assert run_study(args, runner=runner, options=fake_options) == 0
+    order = [" ".join(call) for call in runner.calls]
+    first_transfer = next(i for i, call in enumerate(order) if "--transfer-from" in call)
+    source = next(i for i, call in enumerate(order) if call.startswith("attack") and "--transfer-from" not in call
+                  and "--attack-name" not in call and "/tiny " in call + " ")
+    assert source < first_transfer
+    records = [json.loads(line) for path in (tmp_path / "out" / "cells" / "attack").glob("*mhm-4x*/logs/records.jsonl")
+               for line in path.read_text().splitlines()]
+    assert records and {r["attack_name"] for r in records} == {"mhm-4x"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ('of = "prune"', "names no [[compressions]] entry listed before"),
+    ('transfer = "mhm"', "transfer = 'nothing'"),
+])
+def test_bad_references_are_one_line_errors(tmp_path, change, message):
+    if change.startswith("of"):
+        text = BASE.replace('name = "prune"\nmethod = "prune"\nratio = 0.5', 'name = "prune"\nmethod = "prune"\n'
+                            'ratio = 0.5\nof = "prune-robust"')
+        message = "of = 'prune-robust' names no [[compressions]] entry listed before"
+    else:
+        text = BASE.replace('transfer = "mhm"', 'transfer = "nothing"')
+    with pytest.raises(StudyConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
+        load(tmp_path, text)
+    assert "study.toml" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_transfer_errors(tmp_path):
+    with pytest.raises(StudyConfigError, match="set include_original = true"):
+        load(tmp_path, BASE.replace('report = []', 'report = []\ninclude_original = false'))
+    with pytest.raises(StudyConfigError, match="differs from the recipe of 'mhm'"):
+        load(tmp_path, BASE.replace('transfer = "mhm"', 'transfer = "mhm"\nrecipe = "alert"'))
+    with pytest.raises(StudyConfigError, match="is itself a transfer entry"):
+        load(tmp_path, BASE + '\n[[attacks]]\nname = "again"\ntransfer = "mhm-transfer"\n')
+    with pytest.raises(StudyConfigError, match="the key 'recipe' is required"):
+        load(tmp_path, BASE + '\n[[attacks]]\nname = "nothing"\n')
+    with pytest.raises(StudyConfigError, match="'attack_name' is set by the study itself"):
+        load(tmp_path, BASE.replace('name = "mhm-4x"', 'name = "mhm-4x"\nattack_name = "x"'))
+
+
+class _Speeds:
+    """A fixed price per forward pass, whatever the shape."""
+
+    def seconds_per_pass(self, shape, length, int8=False):
+        return Speed(0.001, "prior", "")
+
+    def memo(self, kind, key, make):
+        return make()
+
+
+def test_costs_harden_like_training_and_transfer_as_replay(tmp_path):
+    config = load(tmp_path)
+    plan = expand(config)
+    estimator = Estimator(plan, tmp_path, _Speeds(), count_builtins=False)
+    n_train, n_test, _ = estimator.dataset_size(plan.cells["train:stdlib:tiny"].config["dataset"])
+    robust = estimator.cell(plan.cells["compress:stdlib:tiny:prune-robust"])
+    if ROBUST_METHOD == "harden":
+        copies = 1 + HARDEN_RENAMINGS
+        assert robust.seconds == pytest.approx(DEFAULT_EPOCHS["harden"] * copies * n_train * TRAIN_PASSES * 0.001)
+    transfer = estimator.cell(plan.cells["attack:stdlib:tiny:prune-robust:mhm-transfer:s0"])
+    examples = min(4, n_test)
+    assert transfer.seconds == transfer.bound_seconds == pytest.approx(examples * REPLAY_PASSES * 0.001)
+    four = estimator.cell(plan.cells["attack:stdlib:tiny:prune:mhm-4x:s0"])
+    plain = estimator.cell(plan.cells["attack:stdlib:tiny:prune:mhm:s0"])
+    assert four.bound_seconds == pytest.approx(4 * plain.bound_seconds)
+
+
+def test_the_robust_preset_validates():
+    pytest.importorskip("engine.compress.robust", reason="the harden method is not installed here")
+    config = load_config(ROOT / "engine" / "study" / "presets" / "robust.toml")
+    names = {c.name for c in config.compressions}
+    assert {c.values["of"] for c in config.compressions if c.values["method"] == "harden"} <= names
+    assert any(a.values["transfer"] for a in config.attacks)
+
+
+def test_models_restricted_to_datasets(tmp_path):
+    text = BASE.replace('[[models]]\nname = "tiny"\nbase = "scratch:tiny"\nepochs = 2\n',
+                        '[[models]]\nname = "tiny"\nbase = "scratch:tiny"\nepochs = 2\ndatasets = ["stdlib"]\n\n'
+                        '[[models]]\nname = "long"\nbase = "scratch:tiny"\nepochs = 9\ndatasets = ["other"]\n')
+    text = text.replace('[[models]]', '[[datasets]]\nname = "other"\nbuiltin = "stdlib-attribution"\nsize = 30\n\n[[models]]', 1)
+    cells = expand(load(tmp_path, text)).cells
+    assert {c.name for c in cells.values() if c.kind == "train"} == {"train:stdlib:tiny", "train:other:long"}
+    with pytest.raises(StudyConfigError, match=r"datasets = \['nowhere'\] names no \[\[datasets\]\] entry"):
+        load(tmp_path, text.replace('datasets = ["other"]', 'datasets = ["nowhere"]'))

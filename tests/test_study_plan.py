@@ -362,3 +362,24 @@ def test_report_notes_say_the_runs_are_a_sample_and_of_what():
     assert notes == ["A sample, not the full design: 2 attack run(s) on devign attacked a label-stratified sample of "
                      "100 of the 2,732 test examples the design attacks; rates and tests describe that sample."]
     assert sample_notes({"c/manifest.json": full, "d/manifest.json": {}}) == []
+
+
+def test_a_builtin_that_cannot_be_built_is_assumed_and_said_so_while_a_bug_still_raises(monkeypatch, capsys):
+    from engine.common.errors import UserError
+    from engine.datasets import registry
+    from engine.study.estimate import _dataset_size
+
+    def refuse(*args, **kwargs):
+        raise UserError("the corpus is not installed")
+
+    monkeypatch.setattr(registry, "build_builtin", refuse)
+    train, test, labels = _dataset_size({"builtin": "stdlib-attribution", "size": 20}, build=True)
+    assert (train, test, labels) == (160, 20, 10)
+    assert "could not build stdlib-attribution to count it (the corpus is not installed); assuming 200" in capsys.readouterr().err
+
+    def crash(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(registry, "build_builtin", crash)
+    with pytest.raises(KeyError):
+        _dataset_size({"builtin": "stdlib-attribution", "size": 20}, build=True)

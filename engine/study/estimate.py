@@ -28,10 +28,12 @@ anything else is assumed to hold 10,000 examples.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.common.errors import UserError
 from engine.study.plan import Cell, Plan
 from engine.study.priors import expected_queries
 from engine.study.shapes import DEFAULT_MAX_LENGTH, ModelShape, Shape, base_shape, hub_hint, local_shape, student_shape
@@ -279,8 +281,10 @@ def _dataset_size(data: dict[str, Any], build: bool) -> tuple[int, int, int]:
 
             pool = build_builtin(data["builtin"], size=data.get("size"), progress=False)
             total, labels = len(pool.records), len(pool.label_names)
-        except Exception:  # noqa: BLE001 - fall back to the assumption below
+        except (UserError, OSError) as error:  # a plan still answers; it says what it assumed and why
             total = 10 * (data.get("size") or BUILTINS[data["builtin"]].default_size)
+            print(f"plan: could not build {data['builtin']} to count it ({error}); assuming {total:,} examples",
+                  file=sys.stderr)
     else:  # without building: size per class (or per problem) times an assumed 10 classes
         total = 10 * (data.get("size") or BUILTINS[data["builtin"]].default_size)
     return int(total * DEFAULT_FRACTIONS["train"]), int(total * DEFAULT_FRACTIONS["test"]), labels

@@ -297,7 +297,8 @@ def test_manifest_records_attack_params_dataset_seed_budget(tmp_path):
     params = registry.params_class("mhm")(iterations=3, candidates=2)
     run(KeyVictim(), key_dataset(1), tmp_path, "mhm", params, seed=4, budget=100)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert manifest["attack"] == {"name": "mhm", "params": {"iterations": 3, "candidates": 2, "threshold": 0.95},
+    assert manifest["attack"] == {"name": "mhm", "label": None, "params": {"iterations": 3, "candidates": 2,
+                                                                           "threshold": 0.95},
                                   "substitutes": None, "transfer_from": None}
     assert manifest["seed"] == 4 and manifest["budget"] == 100 and manifest["shard"] == {"index": 1, "count": 1}
     assert manifest["dataset"]["fingerprint"] == key_dataset(1).fingerprint and manifest["dataset"]["split"] == "test"

@@ -71,11 +71,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-compile-check", action="store_true", help="skip compiling adversarial programs")
     p.add_argument("--no-tests", action="store_true", help="skip running the example's tests on adversarial programs")
     p.add_argument("--fail-fast", action="store_true", help="stop on an internal error instead of recording it")
-    victim = p.add_argument_group("victim")
-    victim.add_argument("--batch-size", type=int, default=64, help="programs per model call (default 64)")
+    victim = add_victim_options(p)
     victim.add_argument("--interleave", type=int, default=1, metavar="K",
                         help="attack K examples at a time, their searches taking turns and their victim calls merged "
                         "into one (cross-example batching: pays on a GPU; default 1, one after the other)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dataset_options(p)
+    registry.add_recipe_options(p)
+    add_substitute_options(p)
+    p.set_defaults(run=run_attack)
+
+
+def add_victim_options(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """How the attacked model is loaded and fed: shared by every command that queries a victim
+    (`engine attack`, `engine augment`), read back by `load_victim`."""
+    victim = p.add_argument_group("victim")
+    victim.add_argument("--batch-size", type=int, default=64, help="programs per model call (default 64)")
     victim.add_argument("--cache-size", type=int, default=100_000, help="exact-input cache entries (default 100000; 0 off)")
     victim.add_argument("--max-length", type=int, default=None,
                         help="tokens per input (default: the model's training length)")
@@ -84,18 +95,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     victim.add_argument("--label-map", metavar="I,J,...", help="model output for each dataset label, e.g. 1,0")
     add_device_options(victim)
     victim.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="inference dtype (default fp32)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_dataset_options(p)
-    registry.add_recipe_options(p)
-    add_substitute_options(p)
-    p.set_defaults(run=run_attack)
+    return victim
+
+
+def load_victim(args: argparse.Namespace, dataset):
+    """The victim `add_victim_options` describes, refused when its outputs do not match the dataset's labels."""
+    from engine.victim import Victim, parse_label_map
+
+    victim = Victim.load(args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+                         backend=args.backend, normalize=args.normalize, label_map=parse_label_map(args.label_map),
+                         cache_size=args.cache_size, max_length=args.max_length)
+    if victim.num_labels != dataset.num_labels:
+        raise UserError(f"{args.model} has {victim.num_labels} outputs but {dataset.name} has {dataset.num_labels} "
+                        "labels; attack a model trained on this dataset")
+    return victim
 
 
 def run_attack(args: argparse.Namespace) -> int:
     from engine.attacks.environment import make_environment
     from engine.attacks.runner import AttackRunner, RunOptions, model_info, parse_shard
     from engine.device import set_threads
-    from engine.victim import Victim, parse_label_map
 
     set_threads(args.threads)
     params = registry.params_from_args(args.attack, args)
@@ -116,12 +135,7 @@ def run_attack(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args)
     if args.split not in dataset.splits:
         raise UserError(f"dataset {dataset.name} has no {args.split} split; it has {', '.join(dataset.splits)}")
-    victim = Victim.load(args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
-                         backend=args.backend, normalize=args.normalize, label_map=parse_label_map(args.label_map),
-                         cache_size=args.cache_size, max_length=args.max_length)
-    if victim.num_labels != dataset.num_labels:
-        raise UserError(f"{args.model} has {victim.num_labels} outputs but {dataset.name} has {dataset.num_labels} "
-                        "labels; attack a model trained on this dataset")
+    victim = load_victim(args, dataset)
     search = None
     if args.transfer_from is None:
         env = make_environment(dataset, victim, seed=args.seed, split=args.split, substitutes=args.substitutes,

@@ -15,7 +15,7 @@ import sys
 from engine.attacks import registry
 from engine.attacks.runner import TOO_LONG
 from engine.attacks.substitutes import add_substitute_options, on_demand_mlm
-from engine.cli_base import add_device_options
+from engine.commands.attack import add_victim_options, load_victim
 from engine.datasets.registry import add_dataset_options, dataset_from_args
 from engine.errors import UserError
 
@@ -53,10 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--too-long", choices=TOO_LONG, default="attack", help="as engine attack (default attack)")
     p.add_argument("--no-compile-check", action="store_true", help="skip compiling renamed programs")
     p.add_argument("--fail-fast", action="store_true", help="stop on an internal error instead of recording it")
-    victim = p.add_argument_group("victim")
-    victim.add_argument("--batch-size", type=int, default=64, help="programs per model call (default 64)")
-    victim.add_argument("--cache-size", type=int, default=100_000, help="exact-input cache entries (default 100000)")
-    add_device_options(victim)
+    add_victim_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_dataset_options(p)
     registry.add_recipe_options(p)
@@ -69,7 +66,6 @@ def run_augment(args: argparse.Namespace) -> int:
     from engine.attacks.runner import model_info, parse_shard
     from engine.augment.stage import RANDOM, AugmentOptions, augment
     from engine.device import set_threads
-    from engine.victim import Victim
 
     set_threads(args.threads)
     if args.resume and args.overwrite:
@@ -85,10 +81,7 @@ def run_augment(args: argparse.Namespace) -> int:
     dataset = dataset_from_args(args)
     if args.split not in dataset.splits:
         raise UserError(f"dataset {dataset.name} has no {args.split} split; it has {', '.join(dataset.splits)}")
-    victim = Victim.load(args.model, batch_size=args.batch_size, device=args.device, backend=args.backend,
-                         cache_size=args.cache_size)
-    if victim.num_labels != dataset.num_labels:
-        raise UserError(f"{args.model} has {victim.num_labels} outputs but {dataset.name} has {dataset.num_labels} labels")
+    victim = load_victim(args, dataset)
     params = None if args.attack == RANDOM else registry.params_from_args(args.attack, args)
     mlm = on_demand_mlm(args)
 

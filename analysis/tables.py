@@ -44,8 +44,13 @@ ALL = "*all*"
 
 
 def attack_name(attack: str) -> str:
-    """How a paper writes the attack: MHM, ALERT, WIR-Random, CODA; other names as they are."""
-    return ATTACK_NAMES.get(attack, attack)
+    """How a paper writes the attack: MHM, ALERT, WIR-Random, CODA. A study's own name for a run of
+    one of them (`--attack-name alert-4x`, `mhm-transfer`) keeps its suffix after the recipe's
+    printed name ("ALERT-4x"); other names stay as they are."""
+    if attack in ATTACK_NAMES:
+        return ATTACK_NAMES[attack]
+    recipe = max((key for key in ATTACK_NAMES if attack.startswith(f"{key}-")), key=len, default=None)
+    return ATTACK_NAMES[recipe] + attack[len(recipe):] if recipe else attack
 
 
 # --------------------------------------------------------------------------- the row model

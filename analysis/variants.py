@@ -56,12 +56,14 @@ ORIGINAL_LABEL = "Original"
 
 def configuration(compression: str, manifest_compression: Any) -> str:
     """The full configuration, "prune criterion=global L1 magnitude ratio=0.5 scope=linear", from the
-    manifest's compression block (method and scalar parameters), else the record's string."""
+    manifest's compression block (method and scalar parameters), else the record's string. A flag
+    that is off (`robust=False` on a plain student) describes nothing that was done, so it is left out."""
     if not isinstance(manifest_compression, dict):
         return compression
     method = str(manifest_compression.get("method") or compression)
     params = [f"{k}={v}" for k, v in sorted(manifest_compression.items())
-              if k not in _PROVENANCE_KEYS and isinstance(v, (str, int, float, bool)) and v is not None]
+              if k not in _PROVENANCE_KEYS and isinstance(v, (str, int, float, bool)) and v is not None
+              and v is not False]
     return " ".join([method, *params])
 
 

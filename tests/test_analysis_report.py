@@ -184,3 +184,18 @@ def test_gallery_marks_renamed_identifiers_but_not_the_same_word_in_comments_or_
     lines = side_by_side("x = count\n", "x  =  total  # reformatted\n", {"count": "total"})
     assert [s["text"] for s in lines[0]["left"] if s["changed"]] == ["count"]
     assert "".join(s["text"] for s in lines[0]["right"]) == "x  =  total  # reformatted"
+
+
+def test_named_attack_runs_print_their_recipes_name():
+    from analysis.tables import attack_name
+
+    assert [attack_name(a) for a in ("alert", "alert-4x", "mhm-ns", "mhm-ns-10", "wir-random-transfer", "mystery-1")] == \
+        ["ALERT", "ALERT-4x", "MHM-NS", "MHM-NS-10", "WIR-Random-transfer", "mystery-1"]
+
+
+def test_a_flag_that_is_off_is_not_part_of_the_configuration():
+    from analysis.variants import configuration
+
+    assert configuration("distill", {"method": "distill", "target_mb": 0.5, "robust": False}) == "distill target_mb=0.5"
+    assert configuration("distill", {"method": "distill", "target_mb": 0.5, "robust": True}) == \
+        "distill robust=True target_mb=0.5"

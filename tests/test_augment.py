@@ -7,7 +7,8 @@ import json
 import pytest
 
 from engine.attacks.runner import model_info
-from engine.augment.renamings import Renamings, rng_for
+from engine.attacks.base import example_rng
+from engine.augment.renamings import Renamings
 from engine.augment.stage import AugmentOptions, augment, read_programs
 from engine.cli import main as engine_main
 from engine.code import check_rename, extract
@@ -61,7 +62,7 @@ def test_a_check_that_fails_is_counted_not_returned(monkeypatch):
 
     monkeypatch.setattr(module, "check_rename", lambda *args: Failed())
     renamings = Renamings(NAMES, "python")
-    assert renamings.rename("def f(a):\n    return a\n", rng_for(0, 1)) is None
+    assert renamings.rename("def f(a):\n    return a\n", example_rng(0, 1)) is None
     assert renamings.stats.rejected == 1 and renamings.stats.made == 0
 
 

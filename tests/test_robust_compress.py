@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.augment.renamings import Renamings, rng_for
+from engine.attacks.base import example_rng
+from engine.augment.renamings import Renamings
 from engine.common.int8 import QUANTIZED_WEIGHTS, is_quantized
 from engine.compress.prune import encoder_linears
 from engine.compress.robust import consistency_loss, harden_loss, robust_distillation_loss
@@ -50,7 +51,7 @@ class CharacterModel(torch.nn.Module):
 def renamed_batch(model, dataset):
     codes = [ex.code for ex in dataset.split("train")[:6]]
     renamings = Renamings(NAMES + ["alpha", "beta", "gamma_delta", "quux"], "python")
-    views = [(i, renamings.rename_input(code, rng_for(0, i))) for i, code in enumerate(codes)]
+    views = [(i, renamings.rename_input(code, example_rng(0, i))) for i, code in enumerate(codes)]
     assert all(view is not None and view != codes[i] for i, view in views)
     logits = model(codes)
     copies = model([view for _, view in views])

@@ -149,9 +149,10 @@ class VictimLike(Protocol):
     def counters(self): ...  # an object with .queries, .forward_passes, .victim_seconds, .model_seconds
 
 
-def example_rng(seed: int, example_id: str) -> np.random.Generator:
-    """A generator that depends only on the run seed and the example id (not order, not shard)."""
-    digest = hashlib.sha256(str(example_id).encode("utf-8")).digest()
+def example_rng(seed: int, example_id: Any, *more: Any) -> np.random.Generator:
+    """A generator that depends only on the run seed and the example id (not order, not shard), and
+    on any further keys (robust training draws per epoch: `example_rng(seed, "epoch", 3, example_id)`)."""
+    digest = hashlib.sha256("\x00".join(str(key) for key in (example_id, *more)).encode("utf-8")).digest()
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, *np.frombuffer(digest[:16], dtype=np.uint32).tolist()])
 
 

@@ -16,7 +16,6 @@ one renaming per example, queried once, so the runner records it like any attack
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,16 +23,11 @@ from typing import Any
 import numpy as np
 
 from engine.code import CodeInputError, Renamer, check_rename, extract
+from engine.attacks.base import example_rng
 from engine.code.rename import pair_rejection
 
 Code = str | tuple[str, str]
 _TRIES = 64  # name draws per variable before giving it up (the pool is thousands of names)
-
-
-def rng_for(seed: int, *keys: Any) -> np.random.Generator:
-    """A generator that depends only on the seed and the keys (e.g. epoch and example id)."""
-    digest = hashlib.sha256("\x00".join(str(key) for key in keys).encode("utf-8")).digest()
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, *np.frombuffer(digest[:16], dtype=np.uint32).tolist()])
 
 
 @dataclass
@@ -142,7 +136,7 @@ class Renamings:
         """(input index, renamed input) for `per_example` fresh renamings of each input, drawn for `epoch`."""
         found: list[tuple[int, Code]] = []
         for index, (code, identifier) in enumerate(zip(codes, ids)):
-            rng = rng_for(seed, "epoch", epoch, identifier)
+            rng = example_rng(seed, "epoch", epoch, identifier)
             for _ in range(per_example):
                 renamed = self.rename_input(code, rng)
                 if renamed is not None and renamed != code:

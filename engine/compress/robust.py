@@ -120,7 +120,7 @@ def robust_distillation_loss(teacher_probs: torch.Tensor, temperature: float, ha
 def epoch_views(renamings, codes: list, ids: list[str], *, seed: int, per_example: int,
                 adversarial: dict[str, list] | None = None, start_epoch: int = 1):
     """`Objective.views`: fresh random renamings per epoch, plus one adversarial program per example that has some."""
-    from engine.augment.renamings import rng_for
+    from engine.attacks.base import example_rng
 
     adversarial = adversarial or {}
 
@@ -131,7 +131,7 @@ def epoch_views(renamings, codes: list, ids: list[str], *, seed: int, per_exampl
         for index, identifier in enumerate(ids):
             programs = adversarial.get(identifier)
             if programs:
-                rng = rng_for(seed, "adversarial", epoch, identifier)
+                rng = example_rng(seed, "adversarial", epoch, identifier)
                 found.append((index, programs[int(rng.integers(len(programs)))]))
         return found
 

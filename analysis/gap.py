@@ -85,26 +85,25 @@ def gap_rows(records: pl.DataFrame, variants: pl.DataFrame, comparisons: Compari
             if wide.height == 0:  # no example attacked by all three (e.g. a student that learnt nothing): no row
                 continue
             so, ss, sr = (wide[lab].cast(pl.Float64).to_numpy() for lab in (o["label"], s["label"], r["label"]))
-            n = len(so)
-            gap_std = float(ss.mean() - so.mean()) if n else None
-            gap_rob = float(sr.mean() - so.mean()) if n else None
-            test = paired.run(ss, sr, alpha) if n else st.Test(paired.title, 0, note="no example attacked by all three")
+            gap_std, gap_rob = float(ss.mean() - so.mean()), float(sr.mean() - so.mean())
+            test = paired.run(ss, sr, alpha)
             std_test = versus.get((o["dataset"], o["task"], o["base_model"], attack, s["label"]))
             rows.append({
                 "dataset": o["dataset"], "task": o["task"], "base_model": o["base_model"], "attack": attack,
                 "original": o["label"], "standard": s["label"], "robust": r["label"],
-                "standard_model": s["model"], "robust_model": r["model"], "n": n,
-                "asr_original": float(so.mean()) if n else None, "asr_standard": float(ss.mean()) if n else None,
-                "asr_robust": float(sr.mean()) if n else None, "gap_standard": gap_std, "gap_robust": gap_rob,
-                "closed": (gap_std - gap_rob) / gap_std if n and gap_std else None,
+                "standard_model": s["model"], "robust_model": r["model"], "n": len(so),
+                "asr_original": float(so.mean()), "asr_standard": float(ss.mean()), "asr_robust": float(sr.mean()),
+                "gap_standard": gap_std, "gap_robust": gap_rob,
+                # a share of a gap exists only where the standard variant is easier to fool than the original
+                "closed": (gap_std - gap_rob) / gap_std if gap_std > 0 else None,
                 "standard_gap_p_adj": std_test["p_adj"] if std_test else None,
                 "standard_gap_significant": bool(std_test and std_test["p_adj"] is not None and std_test["p_adj"] < alpha
-                                                 and gap_std is not None and gap_std > 0),
+                                                 and gap_std > 0),
                 "robust_vs_standard_p_raw": test.p_raw, "robust_vs_standard_test": test.test,
                 "robust_vs_standard_note": test.note,
                 **{f"{m}_{side}": v[m] for side, v in (("standard", s), ("robust", r)) for m in ("accuracy", "f1")},
             })
-            columns.append(np.column_stack([ss - so, sr - so]) if n else np.empty((0, 2)))
+            columns.append(np.column_stack([ss - so, sr - so]))
     _intervals(rows, columns, resamples, seed, alpha)
     _adjust(rows, comparisons.correction)
     return rows
@@ -125,6 +124,8 @@ def _intervals(rows: list[dict[str, Any]], columns: list[np.ndarray], resamples:
     stacked = np.concatenate([means, closed[:, None, :]], axis=1)
     low, high = percentile_interval(stacked, alpha)
     for i, row in enumerate(rows):
+        if row["closed"] is None:  # no positive standard gap: no share of it, and no interval of one
+            low[i, 2] = high[i, 2] = np.nan
         for j, name in enumerate(names):
             row[f"{name}_low"] = float(low[i, j]) if np.isfinite(low[i, j]) else None
             row[f"{name}_high"] = float(high[i, j]) if np.isfinite(high[i, j]) else None

@@ -131,6 +131,18 @@ def _gap(inputs: Inputs, table: Table | None) -> list[Finding]:
     out.append(Finding("gap", f"{asr}; clean accuracy changes most, from the standard variant's to the robust "
                               f"one's, from {drop}.", "gap",
                        sorted({i, *(j for j, _ in higher[:1])})))
+    if "gap_control" in {c.key for c in table.columns}:
+        controlled = [(i, r) for i, r in rows if r.cells[col("gap_control")].value is not None]
+        lower = [(i, r) for i, r in controlled
+                 if (r.cells[col("gap_robust")].value or 0) < r.cells[col("gap_control")].value]
+        marked = [(i, r) for i, r in lower if r.cells[col("gap_control")].marker]
+        if controlled:
+            out.append(Finding("gap", f"Against its control, the standard variant fine-tuned the same way without "
+                                      f"renamed programs, the robust variant's ASR is lower in {len(lower)} of "
+                                      f"{len(controlled)} rows ({len(marked)} significantly, "
+                                      f"{inputs.comparisons.title('paired-binary')}, {correction}-adjusted): what the "
+                                      "renamings bought beyond more training.", "gap",
+                               [i for i, _ in marked[:3]] or [i for i, _ in controlled[:1]]))
     return out
 
 

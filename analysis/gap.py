@@ -23,6 +23,11 @@ come from the variants table. `closed` is only meaningful where the standard gap
 elsewhere the row still reports both ASRs and the S-vs-R test (a transfer attack from the
 original, whose replay on the original succeeds by construction, is such a row: what matters
 there is that R is not easier to fool than S).
+
+Where the study also made harden's control C of S (the same fine-tuning without renamed programs,
+`robust: false`), each row of R carries C's ASR, its gap to the original and the McNemar test of
+C against R on the row's examples C attacked too (`n_control`; adjusted as its own family), and
+C's clean accuracy and F1: what R's renamings bought beyond more training.
 """
 from __future__ import annotations
 
@@ -54,7 +59,11 @@ def robust_pairs(variants: pl.DataFrame) -> list[dict[str, Any]]:
                              and r.get("target_mb") == robust.get("target_mb")), None)
         if original is None or standard is None or standard["is_original"]:
             continue
-        pairs.append({"original": original, "standard": standard, "robust": robust})
+        # harden's control is the same fine-tuning of S without renamed programs: a control of a hardened
+        # variant only (a robust student is distilled, not fine-tuned from S)
+        control = next((r for r in same if r.get("control") and r["parent"] == standard["fingerprint"]), None) \
+            if robust["method"] == "harden" else None
+        pairs.append({"original": original, "standard": standard, "robust": robust, "control": control})
     return pairs
 
 
@@ -72,7 +81,7 @@ def gap_rows(records: pl.DataFrame, variants: pl.DataFrame, comparisons: Compari
     paired = st.chosen(tests)["paired-binary"]
     rows, columns = [], []
     for pair in pairs:
-        o, s, r = pair["original"], pair["standard"], pair["robust"]
+        o, s, r, c = pair["original"], pair["standard"], pair["robust"], pair["control"]
         for attack in attacks:
             frame = parts.get((o["dataset"], o["task"], o["base_model"], attack))
             if frame is None:
@@ -103,10 +112,33 @@ def gap_rows(records: pl.DataFrame, variants: pl.DataFrame, comparisons: Compari
                 "robust_vs_standard_note": test.note,
                 **{f"{m}_{side}": v[m] for side, v in (("standard", s), ("robust", r)) for m in ("accuracy", "f1")},
             })
+            rows[-1].update(_control(frame, o, r, c, wide, paired, alpha))
             columns.append(np.column_stack([ss - so, sr - so]))
     _intervals(rows, columns, resamples, seed, alpha)
-    _adjust(rows, comparisons.correction)
+    _adjust(rows, comparisons.correction, "robust_vs_standard")
+    _adjust(rows, comparisons.correction, "robust_vs_control")
     return rows
+
+
+def _control(frame: pl.DataFrame, o: dict[str, Any], r: dict[str, Any], c: dict[str, Any] | None, wide: pl.DataFrame,
+             paired, alpha: float) -> dict[str, Any]:
+    """Harden's control beside a robust variant: the same fine-tuning of the standard variant without
+    renamed programs. Its gap to the original and the robust-vs-control test use the row's examples
+    the control attacked too (`n_control`); None where there is no control."""
+    empty = {"control": None, "n_control": None, "asr_control": None, "gap_control": None,
+             "robust_vs_control_p_raw": None, "accuracy_control": None, "f1_control": None}
+    if c is None:
+        return empty
+    found = (frame.filter(pl.col("label") == c["label"]).select("example_id", pl.col("success_bin").alias("_control"))
+             .unique("example_id", keep="first"))
+    both = wide.join(found, on="example_id", how="inner").drop_nulls("_control")
+    out = empty | {"control": c["label"], "n_control": both.height, "accuracy_control": c["accuracy"],
+                   "f1_control": c["f1"]}
+    if both.height:
+        so, sr, sc = (both[lab].cast(pl.Float64).to_numpy() for lab in (o["label"], r["label"], "_control"))
+        out |= {"asr_control": float(sc.mean()), "gap_control": float(sc.mean() - so.mean()),
+                "robust_vs_control_p_raw": paired.run(sc, sr, alpha).p_raw}
+    return out
 
 
 def _intervals(rows: list[dict[str, Any]], columns: list[np.ndarray], resamples: int, seed: int, alpha: float) -> None:
@@ -131,12 +163,13 @@ def _intervals(rows: list[dict[str, Any]], columns: list[np.ndarray], resamples:
             row[f"{name}_high"] = float(high[i, j]) if np.isfinite(high[i, j]) else None
 
 
-def _adjust(rows: list[dict[str, Any]], correction: str) -> None:
-    """The S-vs-R p-values adjusted within each (dataset, task, original): one family per row group."""
+def _adjust(rows: list[dict[str, Any]], correction: str, test: str) -> None:
+    """One test's p-values (S vs R, or control vs R) adjusted within each (dataset, task, original):
+    one family per row group and test (rows without the test are not counted and keep None)."""
     families: dict[tuple, list[int]] = {}
     for i, row in enumerate(rows):
         families.setdefault(tuple(row[k] for k in KEY), []).append(i)
     for members in families.values():
-        adjusted = st.adjust([rows[i]["robust_vs_standard_p_raw"] for i in members], correction)
+        adjusted = st.adjust([rows[i].get(f"{test}_p_raw") for i in members], correction)
         for i, value in zip(members, adjusted):
-            rows[i]["robust_vs_standard_p_adj"] = value
+            rows[i][f"{test}_p_adj"] = value

@@ -103,13 +103,20 @@ def human_label(method: str, block: Any) -> str:
             return f"Distilled {_number_text(target)} MB{robust}"
         return (f"Distilled ({layers:g} layers)" if layers is not None else "Distilled") + robust
     if method == "harden":  # robust fine-tuning of a variant: named after the variant it hardens
+        suffix = harden_suffix(params)
         parent = params.get("parent_compression")
         if isinstance(parent, dict) and parent.get("method"):
-            return f"{human_label(str(parent['method']), parent)} (robust)"
+            return f"{human_label(str(parent['method']), parent)} {suffix}"
         if isinstance(parent, str) and parent:
-            return f"{human_label(parent, {})} (robust)"
-        return "Hardened (robust)"
+            return f"{human_label(parent, {})} {suffix}"
+        return f"Hardened {suffix}" if suffix == "(robust)" else f"Fine-tuned {suffix}"
     return method.replace("_", " ").capitalize()
+
+
+def harden_suffix(block: Any) -> str:
+    """A hardened variant is "(robust)"; harden's control, the same fine-tuning without renamed
+    programs (`robust: false`), is "(fine-tuned)"."""
+    return "(fine-tuned)" if isinstance(block, dict) and block.get("robust") is False else "(robust)"
 
 
 def phrase(method: str, label: str, derived_label: str, model: str) -> str:
@@ -169,7 +176,10 @@ def variant_table(logs: Logs, labels: dict[str, str] | None = None) -> pl.DataFr
             "fingerprint": _get(model, "fingerprint"),
             "parent": _get(compression, "parent") if isinstance(compression, dict) else None,
             # robust fine-tuning (harden) or robust distillation: analysis/gap.py pairs it with its standard variant
-            "robust": method == "harden" or (isinstance(compression, dict) and compression.get("robust") is True),
+            "robust": (method == "harden" and harden_suffix(compression) == "(robust)")
+            or (method != "harden" and isinstance(compression, dict) and compression.get("robust") is True),
+            # harden's control: the same fine-tuning without renamed programs (analysis/gap.py shows it beside)
+            "control": method == "harden" and harden_suffix(compression) == "(fine-tuned)",
             "target_mb": _number(_get(compression, "target_mb")),
         }
         for name in MODEL_FIELDS:
@@ -206,12 +216,14 @@ def _fill_original_timing(rows: list[dict[str, Any]], parent_timing: list[Any]) 
 
 def _name_after_parents(rows: list[dict[str, Any]]) -> None:
     """A hardened variant is named after the variant it fine-tuned (its `parent` fingerprint), whose
-    label says more than the manifest's `parent_compression`: "Pruned 50 % (robust)"."""
+    label says more than the manifest's `parent_compression`: "Pruned 50 % (robust)", and harden's
+    control "Pruned 50 % (fine-tuned)"."""
     by_fingerprint = {r["fingerprint"]: r for r in rows if r["fingerprint"]}
     for row in rows:
         parent = by_fingerprint.get(row["parent"]) if row["method"] == "harden" else None
-        if parent is not None and parent is not row and not parent["robust"]:
-            row["label"] = row["derived_label"] = f"{parent['derived_label']} (robust)"
+        if parent is not None and parent is not row and not parent["robust"] and not parent["control"]:
+            suffix = "(fine-tuned)" if row["control"] else "(robust)"
+            row["label"] = row["derived_label"] = f"{parent['derived_label']} {suffix}"
 
 
 def _fill_clean_from_records(table: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:

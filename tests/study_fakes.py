@@ -23,7 +23,7 @@ from engine.study.stages import StageFailed
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
     parsers = {}
-    for command in ("train", "compress", "pretrain-mlm", "substitutes", "attack"):
+    for command in ("train", "compress", "pretrain-mlm", "substitutes", "augment", "attack"):
         p = argparse.ArgumentParser(prog=f"engine {command}", add_help=False)
         p.add_argument("--out")
         p.add_argument("--device")
@@ -44,6 +44,18 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     parsers["compress"].add_argument("--model")
     parsers["compress"].add_argument("--ratio", type=float)
     parsers["compress"].add_argument("--target-mb", type=float)
+    parsers["compress"].add_argument("--robust", action="store_true")
+    parsers["compress"].add_argument("--renamings", type=int)
+    parsers["compress"].add_argument("--adversarial")
+    g = parsers["augment"]
+    g.add_argument("--attack", choices=("random", "alert", "mhm", "mhm-ns", "wir-random"))
+    g.add_argument("--model")
+    g.add_argument("--split", choices=("train", "valid", "test"))
+    g.add_argument("--n", type=int)
+    g.add_argument("--budget", type=int)
+    g.add_argument("--per-example", type=int)
+    g.add_argument("--substitutes")
+    g.add_argument("--resume", action="store_true")
     parsers["pretrain-mlm"].add_argument("--base")
     parsers["pretrain-mlm"].add_argument("--epochs", type=int)
     parsers["substitutes"].add_argument("--mlm")
@@ -93,6 +105,8 @@ class FakeRunner:
         if argv[0] in ("train", "pretrain-mlm", "compress"):
             if argv[0] == "compress":
                 _need(Path(args.model) / "manifest.json")
+                if args.adversarial:  # an engine augment directory
+                    _need(Path(args.adversarial) / "train.jsonl")
             if argv[0] == "train" and args.base == "scratch:broken":
                 raise StageFailed("fake training diverged")
             out.mkdir(parents=True, exist_ok=True)
@@ -102,6 +116,15 @@ class FakeRunner:
             _need(Path(args.mlm) / "manifest.json")
             out.mkdir(parents=True, exist_ok=True)
             (out / "substitutes.jsonl").write_text("{}\n")
+        elif argv[0] == "augment":
+            _need(Path(args.model) / "manifest.json")
+            if args.substitutes and args.substitutes != "dataset":
+                _need(Path(args.substitutes) / "substitutes.jsonl")
+            if out.exists() and any(out.iterdir()) and not args.resume:
+                raise StageFailed(f"{out} already holds programs; pass --resume")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "train.jsonl").write_text("".join(json.dumps({"id": f"t{i}~{args.attack}-0", "original_id": f"t{i}"})
+                                                     + "\n" for i in range(args.n or 5)))
         elif argv[0] == "attack":
             self._attack(args, out)
 

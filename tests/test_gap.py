@@ -208,3 +208,54 @@ def test_figures_take_rates_of_exactly_zero_and_one(tmp_path):
         EXAMPLES = saved
     analysis = analyse([tmp_path], resamples=0)
     assert "robust-accuracy" in {built[0] for built in build_figures(analysis.inputs())}
+
+
+CONTROL = {"parent": "fp-orig-prune", "parent_compression": "prune", "robust": False, "control": True,
+           "renamings": 0, "epochs": 6}
+
+
+def test_the_control_sits_beside_the_robust_variant(tmp_path):
+    """Harden's control (the same fine-tuning without renamed programs) of the same standard variant:
+    its ASR, gap and McNemar against R on the row's examples it attacked too, its own label, and two
+    more columns in the table; a report without a control keeps the table as it was."""
+    _write_run(tmp_path, "orig", "none", {}, "mhm", set(range(4)), accuracy=0.80)
+    _write_run(tmp_path, "orig-prune", "prune", PRUNE, "mhm", set(range(12)), accuracy=0.78)
+    _write_run(tmp_path, "hardened", "harden", HARDEN, "mhm", set(range(6)), {19}, accuracy=0.77)
+    # C fooled on 0-10, misclassifies 18 and 19: 18 examples of R's row attacked by C too
+    _write_run(tmp_path, "tuned", "harden", CONTROL, "mhm", set(range(11)), {18, 19}, accuracy=0.81)
+    # a robust student is distilled, not fine-tuned from the standard one: a fine-tuned student is no control of it
+    _write_run(tmp_path, "orig-distill", "distill", {"target_mb": 0.5, "parent": "fp-orig"}, "mhm", set(range(10)))
+    _write_run(tmp_path, "orig-distill-robust", "distill", {"target_mb": 0.5, "robust": True, "parent": "fp-orig"},
+               "mhm", set(range(5)))
+    _write_run(tmp_path, "tuned-student", "harden", CONTROL | {"parent": "fp-orig-distill",
+                                                               "parent_compression": "distill"}, "mhm", set(range(9)))
+    analysis = analyse([tmp_path], resamples=100, seed=1)
+    gaps = {r["robust"]: r for r in analysis.gaps}
+    assert set(gaps) == {"Pruned 50 % (robust)", "Distilled 0.5 MB (robust)"}  # a control is no robust variant
+    assert gaps["Distilled 0.5 MB (robust)"]["control"] is None
+    r = gaps["Pruned 50 % (robust)"]
+    assert r["control"] == "Pruned 50 % (fine-tuned)" and r["n"] == 19 and r["n_control"] == 18
+    assert r["asr_control"] == pytest.approx(11 / 18) and r["gap_control"] == pytest.approx(11 / 18 - 4 / 18)
+    # C fooled, R not on 6-10 (5 examples), never the other way; one row: Holm leaves it
+    assert r["robust_vs_control_p_raw"] == pytest.approx(2 * sps.binom.cdf(0, 5, 0.5) - sps.binom.pmf(0, 5, 0.5))
+    assert r["robust_vs_control_p_adj"] == pytest.approx(r["robust_vs_control_p_raw"])
+    assert r["accuracy_control"] == 0.81
+    labels = dict(zip(analysis.variants["model"].to_list(), analysis.variants["label"].to_list()))
+    assert labels["tuned"] == "Pruned 50 % (fine-tuned)" and labels["hardened"] == "Pruned 50 % (robust)"
+    table = {t.name: t for t in build_tables(analysis.inputs())}["gap"]
+    row = next(row for row in table.rows if row.cells[1].text == "Pruned 50 % (robust)")
+    texts = {c.key: row.cells[i].text for i, c in enumerate(table.columns)}
+    assert texts["gap_control"] == "+38.9" and "accuracy_control" not in texts  # too wide: in data/gap.csv
+    assert [c.key for c in table.columns].index("gap_control") == [c.key for c in table.columns].index("gap_robust") + 1
+    assert "control" in table.caption
+    said = [f.text for f in findings(analysis.inputs(), [table]) if "Against its control" in f.text]
+    assert said and "lower in 1 of 1 rows (1 significantly" in said[0]  # mid-p 1/32, one test: Holm keeps it
+    for part in latex_parts(table):
+        assert table_width(part.table) <= LINEWIDTH_PT or part.landscape
+
+
+def test_harden_control_label():
+    from analysis.variants import human_label
+
+    assert human_label("harden", {"parent_compression": "prune", "robust": False}) == "Pruned (fine-tuned)"
+    assert human_label("harden", {"parent_compression": "prune", "robust": True}) == "Pruned (robust)"

@@ -185,10 +185,27 @@ def test_harden_of_an_int8_variant_fine_tunes_its_float_parent_and_is_int8(paren
 def test_harden_refuses_bad_options(parent, dataset, tmp_path):
     with pytest.raises(UserError, match="--consistency"):
         make(parent, dataset, tmp_path / "a", "harden", consistency=-1.0)
-    with pytest.raises(UserError, match="needs renamed programs"):
-        make(parent, dataset, tmp_path / "b", "harden", renamings=0)
     with pytest.raises(UserError, match="augment"):
         make(parent, dataset, tmp_path / "c", "harden", adversarial=str(tmp_path / "nowhere"))
+
+
+def test_harden_without_renamings_is_the_control(parent, dataset, tmp_path):
+    """--renamings 0 (no --adversarial): the same fine-tuning on the originals only, mask kept, marked
+    as no robust variant; its training saw no renamed program."""
+    pruned = tmp_path / "pruned"
+    make(parent, dataset, pruned, "prune", ratio=0.5, scope="linear")
+    manifest = make(pruned, dataset, tmp_path / "control", "harden", renamings=0, **TRAIN)
+    block = manifest["compression"]
+    assert block["robust"] is False and block["control"] is True and block["renamings"] == 0
+    assert block["pruning_mask_fixed"] is True
+    history = block["report"]["training"]["history"]
+    assert len(history) == 2 and all(not epoch.get("renamed_views") for epoch in history)
+    old, _ = load_classifier(pruned)
+    new, _ = load_classifier(tmp_path / "control")
+    assert not torch.equal(old.classifier.out_proj.weight, new.classifier.out_proj.weight)
+    robust = make(pruned, dataset, tmp_path / "robust", "harden", renamings=1, **TRAIN)["compression"]
+    assert robust["robust"] is True and "control" not in robust
+    assert all(epoch["renamed_views"] > 0 for epoch in robust["report"]["training"]["history"])
 
 
 def test_engine_train_with_renamings_trains_on_renamed_programs(dataset, tmp_path):

@@ -213,3 +213,130 @@ def test_models_restricted_to_datasets(tmp_path):
     assert {c.name for c in cells.values() if c.kind == "train"} == {"train:stdlib:tiny", "train:other:long"}
     with pytest.raises(StudyConfigError, match=r"datasets = \['nowhere'\] names no \[\[datasets\]\] entry"):
         load(tmp_path, text.replace('datasets = ["other"]', 'datasets = ["nowhere"]'))
+
+
+def test_compressions_restricted_to_models(tmp_path):
+    two_models = BASE.replace('[[models]]\nname = "tiny"\nbase = "scratch:tiny"\nepochs = 2\n',
+                              '[[models]]\nname = "tiny"\nbase = "scratch:tiny"\nepochs = 2\n\n'
+                              '[[models]]\nname = "other"\nbase = "scratch:tiny"\nepochs = 3\n')
+    text = two_models.replace('name = "prune"\nmethod = "prune"\nratio = 0.5\n',
+                              'name = "prune"\nmethod = "prune"\nratio = 0.5\nmodels = ["tiny"]\n')
+    text = text.replace('of = "prune"\n', 'of = "prune"\nmodels = ["tiny"]\n')
+    compress = {c.name for c in expand(load(tmp_path, text)).cells.values() if c.kind == "compress"}
+    assert compress == {"compress:stdlib:tiny:prune", "compress:stdlib:tiny:prune-robust"}
+    # restricting an entry leaves its cells' keys alone: a study that adds `models` resumes its cells
+    unrestricted = expand(load(tmp_path, two_models)).cells
+    restricted = expand(load(tmp_path, text)).cells
+    assert restricted["compress:stdlib:tiny:prune-robust"].key == unrestricted["compress:stdlib:tiny:prune-robust"].key
+    with pytest.raises(StudyConfigError, match=r"models = \['nowhere'\] names no \[\[models\]\] entry"):
+        load(tmp_path, text.replace('models = ["tiny"]\n', 'models = ["nowhere"]\n', 1))
+    # a robust entry for every victim of a variant made for one victim only has nothing to compress
+    with pytest.raises(StudyConfigError, match=r"of = 'prune' is not made for models \['other'\]"):
+        load(tmp_path, text.replace('of = "prune"\nmodels = ["tiny"]\n', 'of = "prune"\n'))
+    with pytest.raises(StudyConfigError, match=r"\[labels\]: 'other-prune' names no variant"):
+        load(tmp_path, text + '\n[labels]\nother-prune = "Pruned"\n')
+
+
+# --------------------------------------------------------------------------- [[augment]]: adversarial programs
+
+AUGMENTED = BASE.replace('[attack_defaults]', '''[[compressions]]
+name = "prune-adv"
+method = "harden"
+of = "prune"
+adversarial = "alert-prune"
+
+[[augment]]
+name = "alert-prune"
+of = "prune"
+attack = "alert"
+budget = 160
+n = 6
+
+[mlm]
+base = "scratch:tiny"
+epochs = 1
+
+[attack_defaults]''', 1)
+
+
+def test_augment_cells_feed_the_compressions_that_name_them(tmp_path):
+    """[[augment]] alert on the pruned variant: train-split substitutes and an augment cell before the
+    compression that trains on its programs (`--adversarial`); the attacks' substitutes stay as they were."""
+    plan = expand(load(tmp_path, AUGMENTED))
+    cells = plan.cells
+    augment = cells["augment:stdlib:tiny:alert-prune"]
+    assert augment.deps == ("compress:stdlib:tiny:prune", "substitutes:stdlib:train")
+    assert cells["substitutes:stdlib:train"].config["splits"] == ["train"]
+    assert cells["substitutes:stdlib:train"].deps == ("mlm:stdlib",)
+    argv = build_calls(augment, plan, progress=False, options=fake_options)[0].argv
+    assert argv[:3] == ("augment", "--attack", "alert")
+    assert argv[argv.index("--model") + 1] == "{root}/" + cells["compress:stdlib:tiny:prune"].output
+    assert argv[argv.index("--split") + 1] == "train" and argv[argv.index("--n") + 1] == "6"
+    assert argv[argv.index("--budget") + 1] == "160"
+    assert argv[argv.index("--substitutes") + 1] == "{root}/" + cells["substitutes:stdlib:train"].output
+    robust = cells["compress:stdlib:tiny:prune-adv"]
+    assert robust.deps == ("compress:stdlib:tiny:prune", augment.name)  # its parent first
+    argv = build_calls(robust, plan, progress=False, options=fake_options)[0].argv
+    assert argv[argv.index("--adversarial") + 1] == "{root}/" + augment.output
+    names = list(cells)
+    assert names.index(augment.name) < names.index(robust.name)
+    # no test-split attack needs substitutes here: only the train split's cell exists
+    assert [c for c in cells if c.startswith("substitutes")] == ["substitutes:stdlib:train"]
+    # the cells of the study without it keep their keys
+    before = {n: c.key for n, c in expand(load(tmp_path, BASE)).cells.items()}
+    assert all(cells[name].key == key for name, key in before.items() if not name.startswith("report"))
+    # the augment's settings are in the key of what it feeds
+    other = expand(load(tmp_path, AUGMENTED.replace("budget = 160", "budget = 80"))).cells
+    assert other["compress:stdlib:tiny:prune-adv"].key != robust.key
+    assert other["compress:stdlib:tiny:prune-robust"].key == cells["compress:stdlib:tiny:prune-robust"].key
+    # a pilot of N examples makes the adversarial programs of N training programs
+    from engine.study.pilot import pilot_config
+
+    assert pilot_config(load(tmp_path, AUGMENTED), 3).augments[0].values["n"] == 3
+
+
+def test_a_study_with_augment_runs_it_before_its_compression(tmp_path):
+    args = build_parser().parse_args(["study", "--config", str(write(tmp_path, AUGMENTED)), "--out",
+                                      str(tmp_path / "out"), "--no-progress"])
+    runner = FakeRunner()
+    assert run_study(args, runner=runner, options=fake_options) == 0
+    commands = [" ".join(call) for call in runner.calls]
+    augment = next(i for i, call in enumerate(commands) if call.startswith("augment"))
+    trained = next(i for i, call in enumerate(commands) if "--adversarial" in call)
+    assert augment < trained
+    estimate = Estimator(expand(load(tmp_path, AUGMENTED)), tmp_path / "out", _Speeds(), count_builtins=False)
+    cell = estimate.plan.cells["augment:stdlib:tiny:alert-prune"]
+    assert estimate.cell(cell).seconds > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    (('adversarial = "alert-prune"', 'adversarial = "nothing"'), "adversarial = 'nothing' names no [[augment]] entry"),
+    (('of = "prune"\nattack', 'of = "nowhere"\nattack'), "attacks of = 'nowhere', which must be a [[compressions]] entry"),
+    (('adversarial = "alert-prune"', ''), "no [[compressions]] entry names it"),
+    (('method = "harden"\nof = "prune"\nadversarial', 'method = "prune"\nadversarial'),
+     "adversarial programs are for method"),
+    (('attack = "alert"', 'attack = "coda"'), "attack"),
+])
+def test_augment_errors(tmp_path, change, message):
+    with pytest.raises(StudyConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load(tmp_path, AUGMENTED.replace(*change, 1))
+
+
+def test_augment_of_a_variant_made_later_is_refused(tmp_path):
+    text = AUGMENTED.replace('[[augment]]\nname = "alert-prune"\nof = "prune"',
+                             '[[augment]]\nname = "alert-prune"\nof = "prune-robust"')
+    text = text.replace('name = "prune-adv"\nmethod = "harden"\nof = "prune"',
+                        'name = "prune-adv"\nmethod = "harden"\nof = "prune"')
+    config = load(tmp_path, text)  # prune-robust is listed before prune-adv: fine
+    assert config.augments[0].values["of"] == "prune-robust"
+    moved = BASE.replace('[[compressions]]\nname = "prune-robust"', '''[[compressions]]
+name = "prune-adv"
+method = "harden"
+of = "prune"
+adversarial = "late"
+
+[[compressions]]
+name = "prune-robust"''').replace('[attack_defaults]', '[[augment]]\nname = "late"\nof = "prune-robust"\n'
+                                   'attack = "mhm"\n\n[attack_defaults]', 1)
+    with pytest.raises(StudyConfigError, match="which must be a \\[\\[compressions\\]\\] entry listed before"):
+        load(tmp_path, moved)

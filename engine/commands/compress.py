@@ -81,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--robust", action="store_true",
                    help="distill: also train on renamed programs with a consistency term (after --robust-warmup epochs)")
     g.add_argument("--renamings", type=int, default=None,
-                   help="fresh random alpha-equivalent renamings per training program and epoch (default 1)")
+                   help="fresh random alpha-equivalent renamings per training program and epoch (default 1); harden "
+                   "--renamings 0 without --adversarial is the control: the same fine-tuning on the originals only")
     g.add_argument("--rename-share", type=float, default=None,
                    help="probability that each variable of a program is renamed, at least one is (default 1)")
     g.add_argument("--consistency", type=float, default=None,

@@ -22,6 +22,14 @@ What is fine-tuned depends on the variant:
 
 Training is `engine.train.train` with an `Objective`: epoch checkpoints, resume, best-epoch
 selection on the valid split, progress bars.
+
+**The control.** `renamings = 0` without `adversarial` is the same fine-tuning on the original
+programs only (mask fixed, int8 through its float parent, the same optimizer and schedule), marked
+`robust: false, control: true`. Robust fine-tuning is also more training, and a variant of an
+under-trained or over-fitted model may gain accuracy, and so robustness, from any further
+training; the control, at the same number of steps (r renamings per program for E epochs is
+(1 + r)·E epochs of the control), says how much of a robust variant's gain its renamings bought.
+`analysis.gap` reports it next to the robust variant of the same parent.
 """
 from __future__ import annotations
 
@@ -111,8 +119,6 @@ def check_harden(params: dict[str, Any]) -> None:
         raise UserError(f"harden does not take {', '.join(sorted(unknown))}")
     config = harden_config(params)
     config.check()
-    if not config.renamings and not params.get("adversarial"):
-        raise UserError("harden needs renamed programs: --renamings ≥ 1, or --adversarial DIR (from engine augment)")
     if params.get("adversarial") and not Path(params["adversarial"]).expanduser().is_dir():
         raise UserError(f"--adversarial {params['adversarial']}: not a directory written by engine augment")
 
@@ -182,7 +188,8 @@ def make_harden(parent, spec, dataset, options) -> dict[str, Any] | None:
               "renaming_pool": renamings.describe(), "renaming_stats": renamings.stats.to_json(),
               "adversarial_examples": len(adversarial), "training": trained.get("training"),
               "hardened_metrics": trained.get("metrics"), "mask": {"fixed": bool(masks), "zero_weights": zeros}}
-    info = {"robust": True, "renamings": config.renamings, "rename_share": config.rename_share,
+    robust = bool(config.renamings or adversarial)
+    info = {"robust": robust, **({} if robust else {"control": True}), "renamings": config.renamings, "rename_share": config.rename_share,
             "consistency": config.consistency, "epochs": config.epochs, "lr": config.lr,
             "batch_size": config.batch_size, "patience": config.patience, "seed": config.seed,
             "adversarial": str(adversarial_dir) if adversarial_dir else None,
@@ -193,7 +200,7 @@ def make_harden(parent, spec, dataset, options) -> dict[str, Any] | None:
             "report": report}
     if source.requantize:
         info["dtype"] = source.requantize
-    options.say(f"{spec.name}: hardened {source.via} ({result.manifest and result.manifest['training']['epochs_run']} "
+    options.say(f"{spec.name}: {'hardened' if robust else 'fine-tuned (control: no renamed programs)'} {source.via} ({result.manifest and result.manifest['training']['epochs_run']} "
                 f"epochs{', int8 again' if source.requantize == 'int8' else ''}"
                 f"{f', {zeros:,} pruned weights kept at zero' if masks else ''})")
     return info

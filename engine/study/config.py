@@ -41,7 +41,8 @@ RUNTIME_OPTIONS = frozenset({"device", "threads", "no_progress", "out", "resume"
 STAGE_OWNED = {
     "train": {"base", "stop_after_epoch"},
     "pretrain-mlm": set(),
-    "compress": {"method", "model", "all", "stop_after_epoch"},
+    "compress": {"method", "model", "all", "stop_after_epoch", "adversarial"},
+    "augment": {"attack", "model", "split", "n", "substitutes", "shard", "mlm"},
     "substitutes": {"mlm", "split", "n", "sample"},
     "attack": {"attack", "attack_name", "model", "n", "seed", "budget", "batch_size", "shard", "substitutes",
                "transfer_from", "sample"},
@@ -119,7 +120,20 @@ SECTIONS: dict[str, Section] = {s.name: s for s in (
         Key("of", "str|null", None,
             help="the name of another [[compressions]] entry, listed before this one: compress its output (e.g. "
             "method = \"harden\" of = \"prune\": robust fine-tuning of the pruned variant) instead of the victim"),
+        Key("models", "list[str]", [], help="compress only these [[models]] (their names); default: every victim"),
+        Key("adversarial", "str|null", None,
+            help="the name of an [[augment]] entry: also train on the adversarial programs it writes "
+            "(engine compress --adversarial; harden and distill --robust)"),
     ), "compress", "compressed variants of every victim; other keys are `engine compress` options (ratio, target_mb, …)"),
+    Section("augment", True, (
+        Key("name", "str", help="label, named by a [[compressions]] entry's adversarial"),
+        Key("of", "str|null", None,
+            help="the variant attacked: a [[compressions]] name, or null for the original"),
+        Key("attack", "str", choices=("random", "alert", "mhm", "mhm-ns", "wir-random"),
+            help="random (one random renaming per program) or an attack recipe (engine augment --attack)"),
+        Key("n", "int|null", None, minimum=1, help="only the first N training programs (default: all)"),
+    ), "augment", "adversarial training programs (engine augment on the train split), made for the compressions "
+        "that name them; other keys are `engine augment` options (budget, per_example, …)"),
     Section("mlm", False, (
         Key("source", "str", MLM_PRETRAIN,
             help="'pretrain' (train a masked LM per dataset with engine pretrain-mlm) or a masked-LM directory / hub id"),
@@ -175,6 +189,10 @@ class StageSpec:
     values: dict[str, Any]  # the section's own keys, defaults filled in
     options: dict[str, Any]  # pass-through options (key -> TOML value), validated
 
+    def applies_to(self, model: str) -> bool:
+        """A [[compressions]] entry with `models` is made for those victims only."""
+        return not self.values.get("models") or model in self.values["models"]
+
 
 @dataclass
 class StudyConfig:
@@ -196,8 +214,12 @@ class StudyConfig:
     substitutes: StageSpec
     attacks: list[StageSpec]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    augments: list[StageSpec] = field(default_factory=list)  # [[augment]]: adversarial training programs
     labels: dict[str, str] = field(default_factory=dict)  # [labels]: variant name -> text in the report
     examples_per_cell: int | None = None  # attack cells attack a stratified sample of this many examples
+
+    def augment_needs_substitutes(self, augment: StageSpec) -> bool:
+        return augment.values["attack"] in ("alert", "mhm-ns")
 
     def attack_needs_substitutes(self, attack: StageSpec) -> bool:
         wanted = attack.values["substitutes"]
@@ -268,6 +290,8 @@ def parse_config(raw: dict[str, Any], path: Path, options: OptionSource = cli_op
     models = [_stage(reader, where, values, name=values["name"]) for where, values in reader.array("models", raw["models"])]
     compressions = [_stage(reader, where, values, name=values["name"] or values["method"])
                     for where, values in reader.array("compressions", raw.get("compressions", []))]
+    augments = [_stage(reader, where, values, name=values["name"])
+                for where, values in (reader.array("augment", raw["augment"]) if "augment" in raw else [])]
     mlm = _stage(reader, *reader.single("mlm", raw.get("mlm", {})), name="mlm")
     substitutes = _stage(reader, *reader.single("substitutes", raw.get("substitutes", {})), name="substitutes")
     defaults = _stage(reader, *reader.single("attack_defaults", raw.get("attack_defaults", {})), name="attack_defaults")
@@ -287,7 +311,7 @@ def parse_config(raw: dict[str, Any], path: Path, options: OptionSource = cli_op
         device=study["device"], threads=study["threads"], gpus=study["gpus"],
         executor=study["executor"], jobs=study["jobs"],
         include_original=study["include_original"], report=study["report"], datasets=datasets, models=models,
-        compressions=compressions, mlm=mlm, substitutes=substitutes, attacks=attacks, raw=raw,
+        compressions=compressions, mlm=mlm, substitutes=substitutes, attacks=attacks, raw=raw, augments=augments,
         examples_per_cell=study["examples_per_cell"])
     _check_study(config, reader)
     config.labels = _labels(path, raw.get(LABELS, {}), config)
@@ -302,7 +326,7 @@ def _labels(path: Path, raw: Any, config: StudyConfig) -> dict[str, str]:
         raise StudyConfigError(f"{path}: [labels] must be a table of name = \"text\" entries, got {_toml_type(raw)}")
     originals = {"original", *(m.name for m in config.models)} if config.include_original else set()
     names = {*originals, *(c.name for c in config.compressions),
-             *(f"{m.name}-{c.name}" for m in config.models for c in config.compressions)}
+             *(f"{m.name}-{c.name}" for m in config.models for c in config.compressions if c.applies_to(m.name))}
     for key, text in raw.items():
         if key not in names:
             raise StudyConfigError(f"{path}: [labels]: {key!r} names no variant; use one of {', '.join(sorted(names))}")
@@ -387,7 +411,8 @@ def _check_study(config: StudyConfig, reader: _Reader) -> None:
     if len(set(config.seeds)) != len(config.seeds):
         raise StudyConfigError(f"{path}: [study] seeds {config.seeds} repeats a seed")
     for section, entries in (("datasets", config.datasets), ("models", config.models),
-                             ("compressions", config.compressions), ("attacks", config.attacks)):
+                             ("compressions", config.compressions), ("attacks", config.attacks),
+                             ("augment", config.augments)):
         seen: set[str] = set()
         for index, entry in enumerate(entries, 1):
             if entry.name in seen:
@@ -403,6 +428,31 @@ def _check_study(config: StudyConfig, reader: _Reader) -> None:
             raise StudyConfigError(f"{path}: [[compressions]] #{index + 1} ({compression.name}): of = {source!r} names "
                                    "no [[compressions]] entry listed before this one (earlier entries: "
                                    f"{', '.join(earlier) or 'none'})")
+    victims = [m.name for m in config.models]
+    for index, compression in enumerate(config.compressions, 1):
+        where = f"{path}: [[compressions]] #{index} ({compression.name})"
+        unknown = [name for name in compression.values["models"] if name not in victims]
+        if unknown:
+            raise StudyConfigError(f"{where}: models = {unknown} names no [[models]] entry; the models are "
+                                   f"{', '.join(victims)}")
+        source = compression.values["of"]
+        if source is not None:
+            parent = next(c for c in config.compressions if c.name == source)
+            missing = [m for m in (compression.values["models"] or victims)
+                       if parent.values["models"] and m not in parent.values["models"]]
+            if missing:
+                raise StudyConfigError(f"{where}: of = {source!r} is not made for models {missing} "
+                                       f"(its models = {parent.values['models']}); restrict this entry's models too")
+        _check_adversarial(config, index, compression, where, victims)
+    used = {c.values["adversarial"] for c in config.compressions}
+    for index, augment in enumerate(config.augments, 1):
+        where = f"{path}: [[augment]] #{index} ({augment.name})"
+        if augment.values["of"] is not None and augment.values["of"] not in {c.name for c in config.compressions}:
+            raise StudyConfigError(f"{where}: of = {augment.values['of']!r} names no [[compressions]] entry (leave it "
+                                   "out to attack the original)")
+        if augment.name not in used:
+            raise StudyConfigError(f"{where}: no [[compressions]] entry names it (adversarial = {augment.name!r}), so it "
+                                   "would never run")
     names = [d.name for d in config.datasets]
     for index, model in enumerate(config.models, 1):
         unknown = [name for name in model.values["datasets"] if name not in names]
@@ -418,6 +468,7 @@ def _check_study(config: StudyConfig, reader: _Reader) -> None:
     if not config.include_original and not config.compressions:
         raise StudyConfigError(f"{path}: include_original = false and no [[compressions]]: nothing to attack")
     natural = [a for a in config.attacks if config.attack_needs_substitutes(a)]
+    natural += [a for a in config.augments if config.augment_needs_substitutes(a)]
     if config.mlm.values["source"] != MLM_PRETRAIN and config.mlm.options:
         raise StudyConfigError(f"{path}: [mlm] options {sorted(config.mlm.options)} are for source = 'pretrain'; "
                                f"source = {config.mlm.values['source']!r} is used as it is")
@@ -428,6 +479,34 @@ def _check_study(config: StudyConfig, reader: _Reader) -> None:
         if reader.options("substitutes") is None:
             raise StudyConfigError(f"{path}: attacks {[a.name for a in natural]} need natural substitutes, but "
                                    "`engine substitutes` is not installed; set substitutes = false on them")
+
+
+def _check_adversarial(config: StudyConfig, index: int, compression: StageSpec, where: str, victims: list[str]) -> None:
+    """`adversarial = NAME` names an [[augment]] entry whose attacked variant is made before this
+    compression, for every model this compression is made for."""
+    name = compression.values["adversarial"]
+    if name is None:
+        return
+    augment = next((a for a in config.augments if a.name == name), None)
+    if augment is None:
+        known = ", ".join(a.name for a in config.augments) or "none"
+        raise StudyConfigError(f"{where}: adversarial = {name!r} names no [[augment]] entry (entries: {known})")
+    if compression.values["method"] not in ("harden", "distill"):
+        raise StudyConfigError(f"{where}: adversarial programs are for method = \"harden\" or \"distill\" (with "
+                               f"robust = true), not {compression.values['method']!r}")
+    target = augment.values["of"]
+    if target is None:
+        return
+    earlier = config.compressions[:index - 1]
+    parent = next((c for c in earlier if c.name == target), None)
+    if parent is None:
+        raise StudyConfigError(f"{where}: adversarial = {name!r} attacks of = {target!r}, which must be a "
+                               "[[compressions]] entry listed before this one")
+    missing = [m for m in (compression.values["models"] or victims)
+               if parent.values["models"] and m not in parent.values["models"]]
+    if missing:
+        raise StudyConfigError(f"{where}: adversarial = {name!r} attacks {target!r}, which is not made for models "
+                               f"{missing}; restrict this entry's models too")
 
 
 # --------------------------------------------------------------------------- the generic reader

@@ -156,6 +156,16 @@ class Estimator:
                 seconds = n_train * teacher.seconds + epochs * n_train * TRAIN_PASSES * speed.seconds
                 return seconds, _speed_basis(speed)
             return 3 * n_test * teacher.seconds, _speed_basis(teacher)
+        if cell.kind == "augment":  # an attack (or one random renaming) per training program and seed
+            victim, length = self.victim_shape(self.plan.cells[cell.deps[0]])
+            speed = self.speeds.seconds_per_pass(victim.shape, length, victim.int8)
+            programs = min(n_train, int(config["n"])) if config.get("n") else n_train
+            if config["attack"] == "random":
+                queries = 1.0
+            else:
+                budget = options.get("budget")
+                queries, _ = expected_queries(config["attack"], int(budget) if budget else 10 ** 9)
+            return programs * int(options.get("per_example") or 1) * queries * speed.seconds, _speed_basis(speed)
         if cell.kind == "mlm":
             length = int(options.get("max_length") or DEFAULT_MAX_LENGTH)
             shape = base_shape(options.get("base") or "scratch:small", options.get("vocab_size"))
@@ -165,7 +175,8 @@ class Estimator:
         if cell.kind == "substitutes":
             shape, length = self.mlm_shape(cell)
             speed = self.speeds.seconds_per_pass(shape.shape, length)
-            programs = n_test * len(config.get("splits") or ["test"])
+            per_split = {"train": n_train}
+            programs = sum(per_split.get(split, n_test) for split in config.get("splits") or ["test"])
             if config.get("n"):
                 programs = min(programs, int(config["n"]) * len(config.get("splits") or ["test"]))
             if config.get("sample"):

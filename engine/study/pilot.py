@@ -52,8 +52,10 @@ def pilot_config(config: StudyConfig, examples: int, epochs: int | None = None) 
     compressions = [short(c, DEFAULT_EPOCHS[c.values["method"]]) if c.values["method"] in ("distill", "harden") else c
                     for c in config.compressions]  # the methods that train
     mlm = short(config.mlm, DEFAULT_EPOCHS["mlm"]) if config.mlm.values["source"] == MLM_PRETRAIN else config.mlm
+    augments = [StageSpec(a.name, {**a.values, "n": min(a.values["n"] or examples, examples)}, a.options)
+                for a in config.augments]  # adversarial programs of N training programs
     return dataclasses.replace(config, models=models, compressions=compressions, mlm=mlm, report=[],
-                               examples_per_cell=examples)
+                               examples_per_cell=examples, augments=augments)
 
 
 def pilot_plan(config: StudyConfig, full: Plan, root: Path, examples: int, epochs: int | None = None) -> Plan:

@@ -3,7 +3,9 @@
 Cells and their dependencies (one arrow: a file on disk):
 
     train(dataset, model) ──► compress(dataset, model, method) [──► compress(…, method of it), `of`]
+    train / compress ──► augment(dataset, model, name) ──► compress(…)   (`adversarial = name`)
     mlm(dataset) ──► substitutes(dataset)                       (only when an attack needs them)
+    mlm(dataset) ──► substitutes(dataset, train) ──► augment    (only when an augment entry needs them)
     train / compress ──► attack(dataset, model, variant, attack, seed) ◄── substitutes
     attack(…, original, attack A, seed) ──► attack(…, variant, transfer of A, seed)   (`transfer`)
     every attack ──► report
@@ -31,7 +33,7 @@ from engine.cli_base import parse_k_of_n
 from engine.errors import UserError
 from engine.study.config import MLM_PRETRAIN, DatasetSpec, StudyConfig
 
-KINDS = ("train", "compress", "mlm", "substitutes", "attack", "report")
+KINDS = ("train", "compress", "mlm", "substitutes", "augment", "attack", "report")
 MARKER = "DONE.json"
 CELLS_DIR = "cells"
 REPORT_DIR = "report"
@@ -115,15 +117,22 @@ def expand(config: StudyConfig) -> Plan:
             victims = [(ORIGINAL, train)] if config.include_original else []
             made: dict[str, Cell] = {}
             for compression in config.compressions:
+                if not compression.applies_to(model.name):
+                    continue  # this compression is made for other victims only
                 hashed = {"dataset": data, "model": model.name, "name": compression.name,
                           "method": compression.values["method"], "options": compression.options}
                 parent = train
                 if compression.values.get("of"):  # only then: other compressions keep their keys
                     hashed["of"] = compression.values["of"]
                     parent = made[compression.values["of"]]
+                deps = [parent.name]  # the parent first: the estimate reads a variant's shape from deps[0]
+                if compression.values.get("adversarial"):  # only then, as `of`
+                    hashed["adversarial"] = compression.values["adversarial"]
+                    deps.append(_augment_cell(config, add, dataset, model.name, compression.values["adversarial"],
+                                              train, made, runtime, meta).name)
                 cell = add("compress", [dataset.name, model.name, compression.name], hashed,
-                           [parent.name], dict(runtime), meta | {"variant": compression.name,
-                                                                 "method": compression.values["method"]})
+                           deps, dict(runtime), meta | {"variant": compression.name,
+                                                        "method": compression.values["method"]})
                 made[compression.name] = cell
                 victims.append((compression.name, cell))
             # Attacks first, then transfers: a transfer replays what its source found on the original.
@@ -172,17 +181,53 @@ def _attack_cell(config: StudyConfig, add, data: dict[str, Any], model: str, var
                        **({"transfer": transfer} if transfer is not None else {})})
 
 
+def _augment_cell(config: StudyConfig, add, dataset: DatasetSpec, model: str, name: str, train: Cell,
+                  made: dict[str, Cell], runtime: dict[str, Any], meta: dict[str, Any]) -> Cell:
+    """The cell of one [[augment]] entry for one victim: `engine augment` on the training split of the
+    variant it attacks (after that variant's cell, and the train-split substitutes for natural attacks)."""
+    augment = next(a for a in config.augments if a.name == name)
+    target = augment.values["of"]
+    victim = made[target] if target is not None else train
+    natural: bool | str = config.augment_needs_substitutes(augment)
+    deps = [victim.name]
+    if natural and config.substitutes.values["from_dataset"]:
+        natural = "dataset"
+    elif natural:
+        deps.append(_train_substitutes(config, add, dataset, runtime).name)
+    hashed = {"dataset": dataset.hashed(), "model": model, "name": name, "of": target or ORIGINAL,
+              "attack": augment.values["attack"], "n": augment.values["n"], "options": augment.options,
+              "substitutes": natural}
+    return add("augment", [dataset.name, model, name], hashed, deps, dict(runtime),
+               meta | {"variant": target or ORIGINAL, "attack": augment.values["attack"]})
+
+
+def _mlm_cell(config: StudyConfig, dataset: DatasetSpec, add, runtime: dict[str, Any]) -> list[str]:
+    """The dataset's masked-LM cell as a dependency list ([] when the masked LM is given, not trained)."""
+    if config.mlm.values["source"] != MLM_PRETRAIN:
+        return []
+    mlm = add("mlm", [dataset.name], {"dataset": dataset.hashed(), "options": config.mlm.options}, [], dict(runtime),
+              {"dataset": dataset.name})
+    return [mlm.name]
+
+
+def _train_substitutes(config: StudyConfig, add, dataset: DatasetSpec, runtime: dict[str, Any]) -> Cell:
+    """Natural substitutes of the training programs the natural [[augment]] entries attack (all, or the
+    largest `n` of theirs)."""
+    natural = [a for a in config.augments if config.augment_needs_substitutes(a)]
+    sizes = {a.values["n"] for a in natural}
+    hashed = {"dataset": dataset.hashed(), "mlm": config.mlm.values["source"], "splits": ["train"],
+              "options": config.substitutes.options, "n": None if None in sizes else max(sizes)}
+    return add("substitutes", [dataset.name, "train"], hashed, _mlm_cell(config, dataset, add, runtime),
+               dict(runtime), {"dataset": dataset.name})
+
+
 def _substitute_cells(config: StudyConfig, dataset: DatasetSpec, add, runtime: dict[str, Any]) -> Cell | None:
     """The substitutes cell of a dataset (after its masked-LM cell), or None when no attack needs one."""
     if config.substitutes.values["from_dataset"] or not any(config.attack_needs_substitutes(a) for a in config.attacks):
         return None
     data = dataset.hashed()
-    deps = []
     source = config.mlm.values["source"]
-    if source == MLM_PRETRAIN:
-        mlm = add("mlm", [dataset.name], {"dataset": data, "options": config.mlm.options}, [], dict(runtime),
-                  {"dataset": dataset.name})
-        deps.append(mlm.name)
+    deps = _mlm_cell(config, dataset, add, runtime)
     natural = [a for a in config.attacks if config.attack_needs_substitutes(a)]
     splits = sorted({a.options.get("split", "test") for a in natural})
     # Only the programs the attacks read: the first n (the largest n of those attacks), and with

@@ -198,6 +198,12 @@ def headline(root: Path, cell: Cell) -> str:
         if isinstance((manifest or {}).get("size_mb"), (int, float)):
             parts.append(f"{manifest['size_mb']:.1f} MB")
         return ", ".join(parts)
+    if cell.kind == "augment":
+        programs = output / "train.jsonl"
+        if programs.is_file():
+            with programs.open("rb") as handle:
+                return f"{sum(1 for _ in handle):,} training programs"
+        return ""
     if cell.kind == "attack":
         statuses = record_statuses(output / RECORDS)
         attacked = statuses["success"] + statuses["failed"]

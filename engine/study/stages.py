@@ -93,7 +93,21 @@ def build_calls(cell: Cell, plan: Plan, *, progress: bool,
         parent = out_of("compress") if config.get("of") else out_of("train")  # `of`: another variant's output
         argv = ["compress", "--method", config["method"], "--model", parent, "--out", out,
                 *dataset_argv(config["dataset"]), *options_argv(config["options"]), *runtime("compress")]
+        if config.get("adversarial"):  # the programs its [[augment]] entry wrote
+            argv += ["--adversarial", out_of("augment")]
         return [StageCall("engine", tuple(argv), complete_if="compressed")]
+    if cell.kind == "augment":
+        victim = out_of("compress") if config["of"] != "original" else out_of("train")
+        argv = ["augment", "--attack", config["attack"], "--model", victim, *dataset_argv(config["dataset"]),
+                "--split", "train", "--out", out]
+        if config.get("n"):
+            argv += ["--n", str(config["n"])]
+        if config["substitutes"] == "dataset":
+            argv += ["--substitutes", "dataset"]
+        elif config["substitutes"]:
+            argv += ["--substitutes", out_of("substitutes")]
+        argv += [*options_argv(config["options"]), *runtime("augment")]
+        return [StageCall("engine", tuple(argv), resume_flag="--resume")]
     if cell.kind == "mlm":
         argv = ["pretrain-mlm", *dataset_argv(config["dataset"]), "--out", out, *options_argv(config["options"]),
                 *runtime("pretrain-mlm")]

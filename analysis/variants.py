@@ -47,7 +47,11 @@ def _number(value: Any) -> float | None:
 # done to it.
 _PROVENANCE_KEYS = frozenset({"method", "parent", "parent_path", "parent_compression", "report", "serialization",
                               # what hardening found or did (fingerprints, counts), not what was asked of it
-                              "float_parent", "zero_weights_kept", "adversarial_programs"})
+                              "float_parent", "zero_weights_kept",
+                              # the folder of the adversarial programs (a long path, unbreakable in a
+                              # table cell): the configuration names how many instead
+                              "adversarial"})
+_SHOWN_IF_NONZERO = frozenset({"adversarial_programs"})
 # (A robust variant's `parent` is the standard variant it hardens; analysis/gap.py pairs them by it.)
 # Fixed order of compression methods in every table and figure (then by label within a method).
 METHOD_ORDER = ("none", "prune", "quantize", "distill", "harden")
@@ -63,7 +67,7 @@ def configuration(compression: str, manifest_compression: Any) -> str:
     method = str(manifest_compression.get("method") or compression)
     params = [f"{k}={v}" for k, v in sorted(manifest_compression.items())
               if k not in _PROVENANCE_KEYS and isinstance(v, (str, int, float, bool)) and v is not None
-              and v is not False]
+              and v is not False and not (k in _SHOWN_IF_NONZERO and v == 0)]
     return " ".join([method, *params])
 
 

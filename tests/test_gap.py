@@ -254,6 +254,17 @@ def test_the_control_sits_beside_the_robust_variant(tmp_path):
         assert table_width(part.table) <= LINEWIDTH_PT or part.landscape
 
 
+def test_configuration_names_adversarial_programs_by_count_not_path():
+    """A path in the variants table cannot break across lines (it overflowed the page)."""
+    from analysis.variants import configuration
+
+    block = {"method": "distill", "robust": True, "adversarial": "/runs/x/cells/augment/stdlib.tiny.alert-1/augment",
+             "adversarial_programs": 1107, "epochs": 40}
+    assert configuration("distill", block) == "distill adversarial_programs=1107 epochs=40 robust=True"
+    plain = {"method": "harden", "adversarial": None, "adversarial_programs": 0, "renamings": 3}
+    assert configuration("harden", plain) == "harden renamings=3"
+
+
 def test_harden_control_label():
     from analysis.variants import human_label
 

@@ -316,6 +316,8 @@ def test_a_study_with_augment_runs_it_before_its_compression(tmp_path):
     (('method = "harden"\nof = "prune"\nadversarial', 'method = "prune"\nadversarial'),
      "adversarial programs are for method"),
     (('attack = "alert"', 'attack = "coda"'), "attack"),
+    (('method = "harden"\nof = "prune"\nadversarial', 'method = "distill"\nadversarial'),
+     "adversarial programs are for method"),  # a plain student does not read them
 ])
 def test_augment_errors(tmp_path, change, message):
     with pytest.raises(StudyConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):

@@ -491,7 +491,8 @@ def _check_adversarial(config: StudyConfig, index: int, compression: StageSpec, 
     if augment is None:
         known = ", ".join(a.name for a in config.augments) or "none"
         raise StudyConfigError(f"{where}: adversarial = {name!r} names no [[augment]] entry (entries: {known})")
-    if compression.values["method"] not in ("harden", "distill"):
+    method = compression.values["method"]
+    if method not in ("harden", "distill") or (method == "distill" and compression.options.get("robust") is not True):
         raise StudyConfigError(f"{where}: adversarial programs are for method = \"harden\" or \"distill\" (with "
                                f"robust = true), not {compression.values['method']!r}")
     target = augment.values["of"]

@@ -84,6 +84,12 @@ def build_calls(cell: Cell, plan: Plan, *, progress: bool,
             words.append("--no-progress")
         return words
 
+    def substitutes() -> list[str]:
+        """Natural substitutes of an attack or augment cell: the dataset's own, a substitutes cell's, or none."""
+        if config["substitutes"] == "dataset":
+            return ["--substitutes", "dataset"]
+        return ["--substitutes", out_of("substitutes")] if config["substitutes"] else []
+
     out = f"{ROOT}/{cell.output}"
     if cell.kind == "train":
         argv = ["train", *dataset_argv(config["dataset"]), "--base", config["base"], "--out", out,
@@ -102,11 +108,7 @@ def build_calls(cell: Cell, plan: Plan, *, progress: bool,
                 "--split", "train", "--out", out]
         if config.get("n"):
             argv += ["--n", str(config["n"])]
-        if config["substitutes"] == "dataset":
-            argv += ["--substitutes", "dataset"]
-        elif config["substitutes"]:
-            argv += ["--substitutes", out_of("substitutes")]
-        argv += [*options_argv(config["options"]), *runtime("augment")]
+        argv += [*substitutes(), *options_argv(config["options"]), *runtime("augment")]
         return [StageCall("engine", tuple(argv), resume_flag="--resume")]
     if cell.kind == "mlm":
         argv = ["pretrain-mlm", *dataset_argv(config["dataset"]), "--out", out, *options_argv(config["options"]),
@@ -134,11 +136,7 @@ def build_calls(cell: Cell, plan: Plan, *, progress: bool,
             argv += ["--sample", str(config["sample"])]
         if settings.get("batch_size"):
             argv += ["--batch-size", str(settings["batch_size"])]
-        if config["substitutes"] == "dataset":
-            argv += ["--substitutes", "dataset"]
-        elif config["substitutes"]:
-            argv += ["--substitutes", out_of("substitutes")]
-        argv += [*options_argv(config["options"]), *runtime("attack")]
+        argv += [*substitutes(), *options_argv(config["options"]), *runtime("attack")]
         return [StageCall("engine", tuple(argv), resume_flag="--resume")]
     if cell.kind == "report":
         return [report_call(cell, plan)]

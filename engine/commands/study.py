@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="shared: every node sees --out (default without --ray-address); copy: ship cell folders "
                    "through Ray's object store (default with --ray-address)")
     p.add_argument("--only", metavar="KINDS",
-                   help="run only these kinds of cell, comma-separated: train,compress,mlm,substitutes,attack,report")
+                   help="run only these kinds of cell, comma-separated: "
+                   "train,compress,mlm,substitutes,augment,attack,report")
     p.add_argument("--part", metavar="K/N", help="run only the K-th of N disjoint shares of the attack cells "
                    "(several machines, one config; merge by copying their cells/ folders)")
     p.add_argument("--no-report", action="store_true", help="skip the final analysis report")

@@ -189,9 +189,9 @@ def make_harden(parent, spec, dataset, options) -> dict[str, Any] | None:
               "adversarial_examples": len(adversarial), "training": trained.get("training"),
               "hardened_metrics": trained.get("metrics"), "mask": {"fixed": bool(masks), "zero_weights": zeros}}
     robust = bool(config.renamings or adversarial)
-    info = {"robust": robust, **({} if robust else {"control": True}), "renamings": config.renamings, "rename_share": config.rename_share,
-            "consistency": config.consistency, "epochs": config.epochs, "lr": config.lr,
-            "batch_size": config.batch_size, "patience": config.patience, "seed": config.seed,
+    info = {"robust": robust, **({} if robust else {"control": True}), "renamings": config.renamings,
+            "rename_share": config.rename_share, "consistency": config.consistency, "epochs": config.epochs,
+            "lr": config.lr, "batch_size": config.batch_size, "patience": config.patience, "seed": config.seed,
             "adversarial": str(adversarial_dir) if adversarial_dir else None,
             "adversarial_programs": objective_key["adversarial_programs"],
             "fine_tuned": "float parent" if source.requantize else "variant",

@@ -86,7 +86,8 @@ def gap_rows(records: pl.DataFrame, variants: pl.DataFrame, comparisons: Compari
             frame = parts.get((o["dataset"], o["task"], o["base_model"], attack))
             if frame is None:
                 continue
-            wide = (frame.filter(pl.col("label").is_in([o["label"], s["label"], r["label"]]))
+            shown = [o["label"], s["label"], r["label"], *([c["label"]] if c else [])]  # the control's column rides along
+            wide = (frame.filter(pl.col("label").is_in(shown))
                     .pivot(on="label", index="example_id", values="success_bin", aggregate_function="first"))
             if not {o["label"], s["label"], r["label"]} <= set(wide.columns):
                 continue
@@ -112,7 +113,7 @@ def gap_rows(records: pl.DataFrame, variants: pl.DataFrame, comparisons: Compari
                 "robust_vs_standard_note": test.note,
                 **{f"{m}_{side}": v[m] for side, v in (("standard", s), ("robust", r)) for m in ("accuracy", "f1")},
             })
-            rows[-1].update(_control(frame, o, r, c, wide, paired, alpha))
+            rows[-1].update(_control(o, r, c, wide, paired, alpha))
             columns.append(np.column_stack([ss - so, sr - so]))
     _intervals(rows, columns, resamples, seed, alpha)
     _adjust(rows, comparisons.correction, "robust_vs_standard")
@@ -120,22 +121,21 @@ def gap_rows(records: pl.DataFrame, variants: pl.DataFrame, comparisons: Compari
     return rows
 
 
-def _control(frame: pl.DataFrame, o: dict[str, Any], r: dict[str, Any], c: dict[str, Any] | None, wide: pl.DataFrame,
+def _control(o: dict[str, Any], r: dict[str, Any], c: dict[str, Any] | None, wide: pl.DataFrame,
              paired, alpha: float) -> dict[str, Any]:
     """Harden's control beside a robust variant: the same fine-tuning of the standard variant without
     renamed programs. Its gap to the original and the robust-vs-control test use the row's examples
-    the control attacked too (`n_control`); None where there is no control."""
+    (`wide`, with the control's column) the control attacked too (`n_control`); None where there is
+    no control."""
     empty = {"control": None, "n_control": None, "asr_control": None, "gap_control": None,
              "robust_vs_control_p_raw": None, "accuracy_control": None, "f1_control": None}
     if c is None:
         return empty
-    found = (frame.filter(pl.col("label") == c["label"]).select("example_id", pl.col("success_bin").alias("_control"))
-             .unique("example_id", keep="first"))
-    both = wide.join(found, on="example_id", how="inner").drop_nulls("_control")
+    both = wide.drop_nulls(c["label"]) if c["label"] in wide.columns else wide.clear()
     out = empty | {"control": c["label"], "n_control": both.height, "accuracy_control": c["accuracy"],
                    "f1_control": c["f1"]}
     if both.height:
-        so, sr, sc = (both[lab].cast(pl.Float64).to_numpy() for lab in (o["label"], r["label"], "_control"))
+        so, sr, sc = (both[lab].cast(pl.Float64).to_numpy() for lab in (o["label"], r["label"], c["label"]))
         out |= {"asr_control": float(sc.mean()), "gap_control": float(sc.mean() - so.mean()),
                 "robust_vs_control_p_raw": paired.run(sc, sr, alpha).p_raw}
     return out

@@ -476,7 +476,8 @@ def gap_table(inputs: Inputs) -> Table | None:
     # parts); they are in data/gap.csv, the control's accuracy also in the variants table
     controls = any(r.get("control") for r in inputs.gaps)
     if controls:  # harden's control (the same fine-tuning without renamed programs) beside the robust variant
-        columns.insert(6, Column("gap_control", "Ctrl.", group="Gap (pp)", marks=True))
+        after = [c.key for c in columns].index("gap_robust") + 1
+        columns.insert(after, Column("gap_control", "Ctrl.", group="Gap (pp)", marks=True))
     order = {g: i for i, g in enumerate(inputs.groups)}
     attacks = {a: i for i, a in enumerate(inputs.attacks)}
     labels = {lab: i for i, lab in enumerate(inputs.labels)}

@@ -107,7 +107,7 @@ def human_label(method: str, block: Any) -> str:
             return f"Distilled {_number_text(target)} MB{robust}"
         return (f"Distilled ({layers:g} layers)" if layers is not None else "Distilled") + robust
     if method == "harden":  # robust fine-tuning of a variant: named after the variant it hardens
-        suffix = harden_suffix(params)
+        suffix = harden_suffix(is_control(method, params))
         parent = params.get("parent_compression")
         if isinstance(parent, dict) and parent.get("method"):
             return f"{human_label(str(parent['method']), parent)} {suffix}"
@@ -117,10 +117,14 @@ def human_label(method: str, block: Any) -> str:
     return method.replace("_", " ").capitalize()
 
 
-def harden_suffix(block: Any) -> str:
-    """A hardened variant is "(robust)"; harden's control, the same fine-tuning without renamed
-    programs (`robust: false`), is "(fine-tuned)"."""
-    return "(fine-tuned)" if isinstance(block, dict) and block.get("robust") is False else "(robust)"
+def is_control(method: str, block: Any) -> bool:
+    """Harden's control: the same fine-tuning without renamed programs, written `robust: false`."""
+    return method == "harden" and isinstance(block, dict) and block.get("robust") is False
+
+
+def harden_suffix(control: bool) -> str:
+    """A hardened variant is "(robust)", harden's control "(fine-tuned)"."""
+    return "(fine-tuned)" if control else "(robust)"
 
 
 def phrase(method: str, label: str, derived_label: str, model: str) -> str:
@@ -180,10 +184,10 @@ def variant_table(logs: Logs, labels: dict[str, str] | None = None) -> pl.DataFr
             "fingerprint": _get(model, "fingerprint"),
             "parent": _get(compression, "parent") if isinstance(compression, dict) else None,
             # robust fine-tuning (harden) or robust distillation: analysis/gap.py pairs it with its standard variant
-            "robust": (method == "harden" and harden_suffix(compression) == "(robust)")
-            or (method != "harden" and isinstance(compression, dict) and compression.get("robust") is True),
+            "robust": (method == "harden" and not is_control(method, compression))
+            or (isinstance(compression, dict) and compression.get("robust") is True),
             # harden's control: the same fine-tuning without renamed programs (analysis/gap.py shows it beside)
-            "control": method == "harden" and harden_suffix(compression) == "(fine-tuned)",
+            "control": is_control(method, compression),
             "target_mb": _number(_get(compression, "target_mb")),
         }
         for name in MODEL_FIELDS:
@@ -226,8 +230,7 @@ def _name_after_parents(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         parent = by_fingerprint.get(row["parent"]) if row["method"] == "harden" else None
         if parent is not None and parent is not row and not parent["robust"] and not parent["control"]:
-            suffix = "(fine-tuned)" if row["control"] else "(robust)"
-            row["label"] = row["derived_label"] = f"{parent['derived_label']} {suffix}"
+            row["label"] = row["derived_label"] = f"{parent['derived_label']} {harden_suffix(row['control'])}"
 
 
 def _fill_clean_from_records(table: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:

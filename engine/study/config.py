@@ -438,8 +438,7 @@ def _check_study(config: StudyConfig, reader: _Reader) -> None:
         source = compression.values["of"]
         if source is not None:
             parent = next(c for c in config.compressions if c.name == source)
-            missing = [m for m in (compression.values["models"] or victims)
-                       if parent.values["models"] and m not in parent.values["models"]]
+            missing = _not_made_for(compression, parent, victims)
             if missing:
                 raise StudyConfigError(f"{where}: of = {source!r} is not made for models {missing} "
                                        f"(its models = {parent.values['models']}); restrict this entry's models too")
@@ -481,6 +480,11 @@ def _check_study(config: StudyConfig, reader: _Reader) -> None:
                                    "`engine substitutes` is not installed; set substitutes = false on them")
 
 
+def _not_made_for(compression: StageSpec, parent: StageSpec, victims: list[str]) -> list[str]:
+    """The victims `compression` is made for that `parent` (the variant it reads) is not."""
+    return [m for m in (compression.values["models"] or victims) if not parent.applies_to(m)]
+
+
 def _check_adversarial(config: StudyConfig, index: int, compression: StageSpec, where: str, victims: list[str]) -> None:
     """`adversarial = NAME` names an [[augment]] entry whose attacked variant is made before this
     compression, for every model this compression is made for."""
@@ -503,8 +507,7 @@ def _check_adversarial(config: StudyConfig, index: int, compression: StageSpec, 
     if parent is None:
         raise StudyConfigError(f"{where}: adversarial = {name!r} attacks of = {target!r}, which must be a "
                                "[[compressions]] entry listed before this one")
-    missing = [m for m in (compression.values["models"] or victims)
-               if parent.values["models"] and m not in parent.values["models"]]
+    missing = _not_made_for(compression, parent, victims)
     if missing:
         raise StudyConfigError(f"{where}: adversarial = {name!r} attacks {target!r}, which is not made for models "
                                f"{missing}; restrict this entry's models too")

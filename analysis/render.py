@@ -135,19 +135,31 @@ def display(table: Table) -> list[dict[str, Any]]:
     return lines
 
 
-BLOCK_ROWS = 18  # a row group longer than this may break across pages between its blocks
+BLOCK_LINES = 18  # a row group taller than this (text lines) may break across pages between its blocks
 
 
-def _breaks(lines: list[dict[str, Any]]) -> list[bool]:
+def _row_lines(texts: list[str], wraps: list[tuple[int, float]]) -> int:
+    """Text lines one row takes: its tallest wrapped cell (`wraps`: column index, width in pt)."""
+    return max([1, *(tw.lines_needed(texts[j], width) for j, width in wraps)])
+
+
+def _wraps(table: Table) -> list[tuple[int, float]]:
+    return [(j, c.wrap * tw.SMALL_PT) for j, c in enumerate(table.columns) if c.wrap]
+
+
+def _breaks(lines: list[dict[str, Any]], wraps: list[tuple[int, float]]) -> list[bool]:
     """Whether a long table may break to the next page after each line: never after a heading;
-    between row groups; inside a row group longer than `BLOCK_ROWS` where a new block (e.g. the
-    next attack) starts; inside a block only when the block itself is that long. So a page does
-    not begin with a stray row cut off from its kind unless the kind fills pages."""
+    between row groups; inside a row group taller than `BLOCK_LINES` where a new block (e.g. the
+    next attack) starts; inside a block only when the block itself is that tall. So a page does
+    not begin with a stray row cut off from its kind unless the kind fills pages. Heights are text
+    lines, wrapped cells counted: a few rows of long wrapped text (the variants' configurations)
+    can fill more than a page."""
     sizes: dict[tuple, int] = {}
     for line in lines:
         if "cells" in line:
+            height = _row_lines([c["text"] for c in line["cells"]], wraps)
             for key in (line["group"], line["block"]):
-                sizes[key] = sizes.get(key, 0) + 1
+                sizes[key] = sizes.get(key, 0) + height
     allowed = []
     for line, following in zip(lines, [*lines[1:], None]):
         if "heading" in line or following is None:
@@ -155,9 +167,9 @@ def _breaks(lines: list[dict[str, Any]]) -> list[bool]:
         elif "heading" in following or following["group"] != line["group"]:
             allowed.append(True)
         elif following["block"] != line["block"]:
-            allowed.append(sizes[line["group"]] > BLOCK_ROWS)
+            allowed.append(sizes[line["group"]] > BLOCK_LINES)
         else:
-            allowed.append(sizes[line["block"]] > BLOCK_ROWS)
+            allowed.append(sizes[line["block"]] > BLOCK_LINES)
     return allowed
 
 
@@ -248,10 +260,8 @@ def _fit_wraps(table: Table, width: float) -> Table:
 def _lines(table: Table) -> int:
     """Text lines the table body takes (wrapped cells count their lines; headings one each)."""
     total = len({r.group for r in table.rows if group_title(r)})
-    wraps = [(j, c.wrap * tw.SMALL_PT) for j, c in enumerate(table.columns) if c.wrap]
-    for row in table.rows:
-        total += max([1, *(tw.lines_needed(row.cells[j].text, width) for j, width in wraps)])
-    return total
+    wraps = _wraps(table)
+    return total + sum(_row_lines([c.text for c in row.cells], wraps) for row in table.rows)
 
 
 def _subset(table: Table, keep: list[int]) -> Table:
@@ -359,7 +369,7 @@ def _latex_body(part: LatexPart) -> str:
     header = _header_tex(table)
     rows = []
     lines = display(table)
-    for i, (line, may_break) in enumerate(zip(lines, _breaks(lines))):
+    for i, (line, may_break) in enumerate(zip(lines, _breaks(lines, _wraps(table)))):
         end = r" \\" if may_break or not part.long else r" \\*"
         if "heading" in line:
             if i:

@@ -185,6 +185,28 @@ def test_tables_fit_the_page_at_small_without_resizebox(grid):
     assert len(grid.tables["stats"].rows) == 3 * 3 * 4 * 3  # task x model x attack x compressed variant
 
 
+def test_a_few_tall_rows_may_still_break_across_pages():
+    """Eighteen variants whose configurations wrap to 8 lines each fill more than a page: the long
+    table must be allowed to break between them (counting rows, it kept them together, and the rows
+    past the page's end were lost: an overfull vbox)."""
+    from analysis.render import _latex_body
+
+    config = " ".join(f"option_{k}=value_{k}" for k in range(24))
+    table = build("tall", "Tall", "caption", [Column("label", "Variant", "l"),
+                                              Column("configuration", "Configuration", "l", wrap=17)],
+                  [{"label": Cell(f"variant {i}"), "configuration": Cell(config), "_group": ("task", "model")}
+                   for i in range(18)])
+    (part,) = latex_parts(table)
+    assert part.long
+    rows = [line for line in _latex_body(part).splitlines() if line.startswith("{}variant")]
+    assert len(rows) == 18 and sum(row.endswith(r" \\") for row in rows) >= 10
+    short = build("short", "Short", "caption", [Column("label", "Variant", "l")],
+                  [{"label": Cell(f"variant {i}"), "_group": ("task", "model")} for i in range(18)])
+    (part,) = latex_parts(short)  # eighteen one-line rows stay together, as before
+    assert not part.long or all(line.endswith(r"\\*") for line in _latex_body(part).splitlines()[:-1]
+                                if line.startswith("{}variant"))
+
+
 def test_markdown_report_has_the_main_tables(grid):
     page = (grid.out / "md" / "report.md").read_text()
     assert page.index("## Findings") < page.index("## Measures") < page.index("### Robustness")
@@ -278,6 +300,7 @@ def test_latex_compiles_without_overfull_boxes_and_the_pdf_shows_the_numbers(stu
     log = (work / "report.log").read_text(errors="replace")
     overfull = [float(w) for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
     assert all(w <= 1.0 for w in overfull), [line for line in log.splitlines() if "Overfull" in line]
+    assert "Overfull \\vbox" not in log, [line for line in log.splitlines() if "Overfull" in line]  # rows off the page
     assert "Float too large" not in log
     assert "undefined" not in log.lower().replace("undefined control", ""), [l for l in log.splitlines() if "undefined" in l]
     if shutil.which("pdftotext") is None:

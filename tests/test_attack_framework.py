@@ -188,3 +188,23 @@ def test_tests_pass_is_checked_in_the_sandbox_only_when_the_original_passes():
     assert buggy.tests_pass is None and any("original does not pass" in r for r in buggy.reasons)
     unknown = checker.check(original, code.replace("y", "twice"), {"y": "twice"}, 0, {**meta, "outcome": None})
     assert unknown.tests_pass is True  # the original's outcome is measured when the dataset did not record it
+
+
+def test_a_flip_that_is_not_the_program_renamed_is_rejected_and_never_a_success():
+    """Name rules are checked without a parse; a candidate that flips the prediction is parsed and
+    must be alpha-equivalent before it counts. Here `secret`'s two occurrences get two different
+    names (a broken rename the KeyVictim answers with a flip): its row becomes the original's."""
+    victim = KeyVictim()
+    ctx = make_ctx(victim)
+    broken = Candidate(code=CODE.replace("secret):", "hidden):").replace("* secret", "* other"),
+                       mapping={"secret": "hidden"})
+    row = ctx.query([broken])[0]
+    assert victim.predict_proba([broken.code])[0].argmax() != 0  # the victim did flip on it
+    assert (row == ctx.original_probs).all() and ctx.first_success is None
+    assert len(ctx.rejected_flips) == 1 and "alpha-equivalent" in ctx.rejected_flips[0]
+    assert ctx.queries_used == 2  # the query is spent all the same
+    good = ctx.query_candidates([{"secret": "hidden"}])[0]  # the same name, every occurrence
+    assert good.label != 0 and ctx.first_success.candidate.mapping == {"secret": "hidden"}
+    assert len(ctx.rejected_flips) == 1
+    rewrite = Candidate(code=CODE.replace("return total", "return (total"), structure_edits=1)
+    assert "parse errors" in ctx.flip_invalid_reason(rewrite)  # a rewrite may not add parse errors

@@ -309,6 +309,55 @@ def test_a_study_with_augment_runs_it_before_its_compression(tmp_path):
     assert estimate.cell(cell).seconds > 0
 
 
+def test_adversarial_programs_are_priced_assumed_then_counted(tmp_path):
+    """harden --adversarial trains on one adversarial program per epoch for each example that has some:
+    every example is assumed to until the augment cell has written its programs, then they are counted."""
+    plan = expand(load(tmp_path, AUGMENTED))
+    root = tmp_path / "out"
+    estimator = Estimator(plan, root, _Speeds(), count_builtins=False)
+    n_train = estimator.dataset_size(plan.cells["train:stdlib:tiny"].config["dataset"])[0]
+    cell = plan.cells["compress:stdlib:tiny:prune-adv"]
+    per_copy = DEFAULT_EPOCHS["harden"] * n_train * TRAIN_PASSES * 0.001
+    assumed = estimator.cell(cell)
+    assert assumed.seconds == pytest.approx((1 + HARDEN_RENAMINGS + 1) * per_copy)
+    assert "assumed one per example" in assumed.basis
+    written = root / plan.cells["augment:stdlib:tiny:alert-prune"].output / "train.jsonl"
+    written.parent.mkdir(parents=True)
+    rows = [{"original_id": example_id, "code": "x", "label": 0} for example_id in ("a", "a", "b")]
+    written.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    counted = Estimator(plan, root, _Speeds(), count_builtins=False).cell(cell)
+    assert counted.seconds == pytest.approx((1 + HARDEN_RENAMINGS + 2 / n_train) * per_copy)
+    assert "2 examples have some" in counted.basis
+    plain = estimator.cell(plan.cells["compress:stdlib:tiny:prune-robust"])
+    assert plain.seconds == pytest.approx((1 + HARDEN_RENAMINGS) * per_copy)
+
+
+def test_robust_distillation_prices_its_renamed_copies(tmp_path):
+    """distill --robust: the epochs after the warm-up also train on `renamings` copies of each program."""
+    text = BASE.replace("[attack_defaults]", """[[compressions]]
+name = "student"
+method = "distill"
+epochs = 10
+target_mb = 0.5
+
+[[compressions]]
+name = "robust-student"
+method = "distill"
+robust = true
+renamings = 2
+robust_warmup = 4
+epochs = 10
+target_mb = 0.5
+
+[attack_defaults]""", 1)
+    plan = expand(load_config(write(tmp_path, text)))  # the real `engine compress` options
+    estimator = Estimator(plan, tmp_path / "out", _Speeds(), count_builtins=False)
+    n_train = estimator.dataset_size(plan.cells["train:stdlib:tiny"].config["dataset"])[0]
+    plain = estimator.cell(plan.cells["compress:stdlib:tiny:student"]).seconds
+    robust = estimator.cell(plan.cells["compress:stdlib:tiny:robust-student"]).seconds
+    assert robust - plain == pytest.approx((10 - 4) * 2 * n_train * TRAIN_PASSES * 0.001)
+
+
 @pytest.mark.parametrize("change, message", [
     (('adversarial = "alert-prune"', 'adversarial = "nothing"'), "adversarial = 'nothing' names no [[augment]] entry"),
     (('of = "prune"\nattack', 'of = "nowhere"\nattack'), "attacks of = 'nowhere', which must be a [[compressions]] entry"),

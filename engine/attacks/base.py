@@ -38,6 +38,17 @@ Every evaluated candidate is also tracked by the context: `ctx.first_success` (t
 candidate, in query order, whose prediction differs from the true label) and `ctx.best` (the
 candidate with the lowest true-label probability so far). Searches still return an `Outcome`;
 the runner falls back to these only when the search raised `BudgetExhausted`.
+
+Flips are checked. The name rules above are checked on every candidate without parsing it, and
+they are not quite enough: in a program that already has parse errors (Python 2 code read by a
+Python 3 grammar), a new name can change how the parser recovers from an error, so the renamed
+program is no longer the same program renamed (one ALERT "success" in 6,227 was such a program).
+So a candidate whose prediction differs from the true label is parsed once and checked: a rename
+must be alpha-equivalent to the original (`check_rename`), a structure rewrite must not add
+parse errors. One that fails is *rejected*: the query is spent, but its row is replaced by the
+original program's row, so no search takes it as a success or as progress, and the reason is
+kept (`ctx.rejected_flips`, written to the run's extras). The cost is one parse per flip, not
+per query.
 """
 from __future__ import annotations
 
@@ -48,7 +59,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.code import Extraction, Renamer, validate
+from engine.code import CodeInputError, Extraction, Renamer, check_rename, extract, validate
 from engine.code.rename import pair_rejection
 from engine.datasets.base import Example
 from engine.splice import EditedCode
@@ -201,6 +212,8 @@ class AttackContext:
         self.first_success: Evaluated | None = None
         self.best: Evaluated | None = None
         self.hidden_from: int | None = None
+        self.rejected_flips: list[str] = []  # why each flipping candidate was not a valid program
+        self._flip_verdicts: dict[str, str | None] = {}  # program text -> why it is invalid (None: valid)
 
     # ------------------------------------------------------------------ budget and queries
 
@@ -279,8 +292,41 @@ class AttackContext:
         probs = np.asarray(self.victim.predict_proba([self.full_input(c.code) for c in rendered]), dtype=np.float64)
         self.queries_used += len(rendered)
         if not probe:
+            self._reject_invalid_flips(rendered, probs)
             self._track(rendered, probs)
         return rendered, probs
+
+    def _reject_invalid_flips(self, rendered: list[Candidate], probs: np.ndarray) -> None:
+        """Replace, in place, the row of every flipping candidate that is not a valid program by
+        the original's row (see "Flips are checked" in the module docstring)."""
+        for i in np.flatnonzero(probs.argmax(axis=1) != self.true_label):
+            reason = self.flip_invalid_reason(rendered[i])
+            if reason is None:
+                continue
+            self.rejected_flips.append(reason)
+            if self.original_probs is not None:
+                probs[i] = self.original_probs
+            else:  # a context built without the original's row: the true label, certain
+                probs[i] = np.eye(probs.shape[1])[self.true_label]
+
+    def flip_invalid_reason(self, candidate: Candidate) -> str | None:
+        """Why `candidate` is not the original program renamed (or validly rewritten); None when it is."""
+        code = str(candidate.code)
+        if code in self._flip_verdicts:
+            return self._flip_verdicts[code]
+        try:
+            if candidate.mapping and not candidate.structure_edits:
+                checked = check_rename(self.extraction, code, candidate.mapping)
+                reason = None if checked.parses and checked.alpha_equivalent else (
+                    "not alpha-equivalent: " + "; ".join(checked.reasons[:2]))
+            else:
+                errors = extract(code, self.language).parse_errors
+                reason = (None if errors <= self.extraction.parse_errors else
+                          f"{errors} parse errors, the original has {self.extraction.parse_errors}")
+        except CodeInputError as err:
+            reason = f"does not parse: {err}"
+        self._flip_verdicts[code] = reason
+        return reason
 
     def _track(self, rendered: list[Candidate], probs: np.ndarray) -> None:
         labels = probs.argmax(axis=1)

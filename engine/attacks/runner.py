@@ -506,6 +506,10 @@ class AttackRunner:
                 outcome = Outcome.from_evaluated(ctx, chosen, reason="budget exhausted")
             used = ctx.queries_used
             extras.update(outcome.extras)
+            if ctx.rejected_flips:  # flips that were not valid programs (engine/attacks/base.py), at most 5 reasons
+                rejected = extras.setdefault("rejected_flips", {"count": 0, "reasons": []})
+                rejected["count"] += len(ctx.rejected_flips)
+                rejected["reasons"] = (rejected["reasons"] + ctx.rejected_flips)[:5]
             if side is not None:
                 extras["side"] = side
             if outcome.success or ctx.exhausted:

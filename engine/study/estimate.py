@@ -16,7 +16,10 @@ Other stages are priced the same way in both columns (their cost does not depend
 ≈ epochs × training examples × 3 passes (forward and backward); prune/quantize ≈ 3 passes over
 the test split; distill ≈ one teacher pass over the training split plus training the student;
 harden (robust fine-tuning of a variant) like training that variant on its training split and
-`renamings` (default 1) renamed copies of each example; a transfer attack ≈ two forward passes
+`renamings` (default 1) renamed copies of each example, plus one adversarial program per epoch for
+each example that has some (`adversarial`: counted in the augment cell's programs once it is done,
+else every example assumed to have one); distill --robust like distill with those copies in its
+epochs after the warm-up (the teacher's outputs on the originals serve them); a transfer attack ≈ two forward passes
 per example (a replay); mlm like train; substitutes ≈ (1 + top_k) masked-LM passes per variable,
 10 variables per program; report 30 s. After a `--pilot-epochs E` pilot, its short train,
 distill, harden and masked-LM cells price the real ones: their measured seconds scaled by the epochs.
@@ -145,16 +148,23 @@ class Estimator:
         if cell.kind == "compress":
             parent, length = self.victim_shape(self.plan.cells[cell.deps[0]])
             teacher = self.speeds.seconds_per_pass(parent.shape, length)
+            adversarial, adversarial_basis = self._adversarial_share(cell, n_train)
             if config["method"] == "harden":  # fine-tuning the variant on its training split and renamed copies
                 epochs = options.get("epochs") or DEFAULT_EPOCHS["harden"]
-                copies = 1 + int(options.get("renamings", HARDEN_RENAMINGS))
-                return epochs * copies * n_train * TRAIN_PASSES * teacher.seconds, _speed_basis(teacher)
+                copies = 1 + int(options.get("renamings", HARDEN_RENAMINGS)) + adversarial
+                return (epochs * copies * n_train * TRAIN_PASSES * teacher.seconds,
+                        _speed_basis(teacher) + adversarial_basis)
             if config["method"] == "distill":
                 student, _ = self.victim_shape(cell)
                 speed = self.speeds.seconds_per_pass(student.shape, length)
-                epochs = options.get("epochs") or DEFAULT_EPOCHS["distill"]
-                seconds = n_train * teacher.seconds + epochs * n_train * TRAIN_PASSES * speed.seconds
-                return seconds, _speed_basis(speed)
+                epochs = int(options.get("epochs") or DEFAULT_EPOCHS["distill"])
+                student_epochs = float(epochs)
+                if options.get("robust"):  # renamed (and adversarial) copies in the epochs after the warm-up
+                    warmup = options.get("robust_warmup")
+                    robust_epochs = epochs - (epochs // 2 if warmup is None else int(warmup))
+                    student_epochs += robust_epochs * (int(options.get("renamings") or 1) + adversarial)
+                seconds = n_train * teacher.seconds + student_epochs * n_train * TRAIN_PASSES * speed.seconds
+                return seconds, _speed_basis(speed) + adversarial_basis
             return 3 * n_test * teacher.seconds, _speed_basis(teacher)
         if cell.kind == "augment":  # an attack (or one random renaming) per training program and seed
             victim, length = self.victim_shape(self.plan.cells[cell.deps[0]])
@@ -184,6 +194,19 @@ class Estimator:
             top_k = int(config.get("options", {}).get("top_k") or 60)
             return programs * VARIABLES_PER_PROGRAM * (1 + top_k) * speed.seconds, _speed_basis(speed)
         raise AssertionError(cell.kind)
+
+    def _adversarial_share(self, cell: Cell, n_train: int) -> tuple[float, str]:
+        """(share of training examples with adversarial programs, a note for the basis) for a compress
+        cell fed by an augment cell: counted once that cell is done, else 1 (every example has some)."""
+        augment = next((self.plan.cells[key] for key in cell.deps if self.plan.cells[key].kind == "augment"), None)
+        if augment is None:
+            return 0.0, ""
+        found = self.root / augment.output / "train.jsonl"
+        if not found.is_file() or not n_train:
+            return 1.0, "; adversarial programs: assumed one per example"
+        with found.open(encoding="utf-8") as lines:
+            examples = {json.loads(line)["original_id"] for line in lines if line.strip()}
+        return min(1.0, len(examples) / n_train), f"; adversarial programs: {len(examples)} examples have some"
 
     # ----------------------------------------------------------------- shapes
 

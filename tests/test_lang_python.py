@@ -672,6 +672,22 @@ def test_module_variables_all_and_dunders():
     assert reasons["__author__"] == "a special module attribute (dunder name)"
 
 
+def test_a_module_variable_renamed_to_underscores_only_stays_renameable():
+    """`___` is no dunder: the rename constraints admit it, so the extraction must not exclude it
+    (it did, and an ALERT success on gcjpy renamed a module variable to `___` and was not
+    alpha-equivalent). `____` likewise; `__x__` stays excluded and refused."""
+    from engine.code import Renamer, check_rename, extract, validate
+
+    program = "size = 3\nfor i in range(size):\n    print(i * size)\n"
+    before = extract(program, "python")
+    for new in ("___", "____"):
+        assert validate(before, {"size": new}) == []
+        renamed = Renamer(before).apply({"size": new})
+        assert new in extract(renamed, "python").identifiers
+        assert check_rename(before, renamed, {"size": new}).alpha_equivalent
+    assert validate(before, {"size": "__x__"}) and "__x__" not in kinds("__x__ = 3\nprint(__x__)\n")
+
+
 def test_star_import_excludes_the_names_it_may_define():
     program = "from math import *\ne = 3\ncount = 2\nprint(e * count * pi)\n"
     assert kinds(program) == {"count": ("module_variable",)}

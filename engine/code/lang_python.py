@@ -76,6 +76,7 @@ from tree_sitter import Node
 
 from engine.code.model import Binding
 from engine.code.parsing import WORD, Parsed
+from engine.code.reserved import is_python_dunder
 
 _UNSAFE_CALLS = frozenset({"eval", "exec", "locals", "globals", "vars", "execfile"})
 _RECEIVERS = frozenset({"self", "cls"})
@@ -768,7 +769,7 @@ class _Collector:
             if var.kind == "parameter" and scope.receiver == var.name:
                 var.exclude(f"'{var.name}' is a method's conventional receiver (renaming it is legal but unidiomatic)")
         for name, var in module.vars.items():
-            if name.startswith("__") and name.endswith("__"):
+            if is_python_dunder(name):
                 var.exclude("a special module attribute (dunder name)")
             elif self.all_names and name in self.all_names:
                 var.exclude("listed in __all__ (part of the module's public interface)")

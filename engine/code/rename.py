@@ -16,7 +16,7 @@ from engine.code.extract import extract
 from engine.code.languages import spec
 from engine.code.model import Extraction
 from engine.code.parsing import to_text
-from engine.code.reserved import SCOPE_BLIND
+from engine.code.reserved import SCOPE_BLIND, is_python_dunder
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,12 @@ def pair_rejection(extraction: Extraction, old: str, new: str) -> str | None:
     if lang.name == "python" and unicodedata.normalize("NFKC", new) != new:
         # Python reads identifiers NFKC-normalised: `ﬁle` is the same variable as `file`.
         return f"{new!r} is not NFKC-normalised; Python would read it as {unicodedata.normalize('NFKC', new)!r}"
-    if lang.name == "python" and new.startswith("__") and new.strip("_"):
-        if not new.endswith("__"):
-            # Inside a class body Python rewrites `__x` to `_Class__x`, so the new name would
-            # not mean what the old one did in every scope.
-            return f"{new!r} starts with two underscores, which Python name-mangles inside classes"
+    if lang.name == "python" and is_python_dunder(new):
         return f"{new!r} is a special (dunder) name, which Python gives a meaning of its own"
+    if lang.name == "python" and new.startswith("__") and new.strip("_"):
+        # Inside a class body Python rewrites `__x` to `_Class__x`, so the new name would
+        # not mean what the old one did in every scope.
+        return f"{new!r} starts with two underscores, which Python name-mangles inside classes"
     if new in SCOPE_BLIND[lang.name]:
         return f"{new!r} is a standard {lang.name} macro or type name, which keeps its meaning whatever the scope"
     return collision_index(extraction).collision(old, new)

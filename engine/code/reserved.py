@@ -87,6 +87,16 @@ _PYTHON2_NAMES = {
     "reduce", "file", "cmp", "execfile", "reload", "apply", "buffer", "intern", "coerce",
 }
 
+
+def is_python_dunder(name: str) -> bool:
+    """`__x__`: a name Python reserves for itself. Names made only of underscores (`___`) are not:
+    Python neither mangles them nor gives them a meaning. One rule for the extraction (which
+    excludes module dunders) and the rename constraints (which refuse them as new names), so that a
+    rename to `___` is never admitted by one and excluded by the other (measured: a gcjpy module
+    variable renamed to ALERT's substitute `___` dropped out of the renameable set)."""
+    return name.startswith("__") and name.endswith("__") and bool(name.strip("_"))
+
+
 # Soft keywords (`match`, `case`, `type`, `_`) are ordinary names outside their statements;
 # `print` and `exec` are keywords of Python 2, which most of the real data is.
 PYTHON_KEYWORDS = frozenset(keyword.kwlist) | {"print", "exec"}

@@ -204,6 +204,21 @@ def test_the_robust_preset_validates():
     assert any(a.values["transfer"] for a in config.attacks)
 
 
+def test_the_pretrained_robust_preset_plans_a_robust_variant_of_every_standard_one():
+    """robust-minilm: the MiniLM victim, its pruned and int8 variants, a hardened one of each, and
+    the same attacks as the robust preset (the study expands without a model or dataset read)."""
+    pytest.importorskip("engine.compress.robust", reason="the harden method is not installed here")
+    presets = ROOT / "engine" / "study" / "presets"
+    config = load_config(presets / "robust-minilm.toml")
+    assert [m.values["base"] for m in config.models] == ["minilm"]
+    hardened = {c.values["of"] for c in config.compressions if c.values["method"] == "harden"}
+    assert hardened == {c.name for c in config.compressions if c.values["method"] in ("prune", "quantize")}
+    robust = load_config(presets / "robust.toml")
+    assert [a.name for a in config.attacks] == [a.name for a in robust.attacks]
+    cells = expand(config).cells
+    assert "attack:gcjpy:minilm:int8-robust:alert-4x:s0" in cells
+
+
 def test_models_restricted_to_datasets(tmp_path):
     text = BASE.replace('[[models]]\nname = "tiny"\nbase = "scratch:tiny"\nepochs = 2\n',
                         '[[models]]\nname = "tiny"\nbase = "scratch:tiny"\nepochs = 2\ndatasets = ["stdlib"]\n\n'

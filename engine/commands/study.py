@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.errors import UserError
 
-PRESETS = ("quickstart", "paper", "robust")
+PRESETS = ("quickstart", "paper", "robust", "robust-minilm")
 
 
 def studies_dir() -> Path:
@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--preset", choices=PRESETS,
                         help="a shipped config (engine/study/presets/): quickstart (offline, minutes on a CPU), paper "
                         "(CodeBERT, GraphCodeBERT, UniXcoder on Devign, BigCloneBench, GCJ: GPUs and model access) or "
-                        "robust (standard against robust compressed variants on stdlib-attribution and gcjpy, offline)")
+                        "robust (standard against robust compressed variants on stdlib-attribution and gcjpy, offline) or robust-minilm "
+                        "(the same on gcjpy with a pre-trained MiniLM victim, offline)")
     p.add_argument("--out", help="study folder (default runs/STUDY-NAME)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (cells, which are done, expected cost and bound, wall time on K workers) and "

@@ -40,10 +40,10 @@ candidate with the lowest true-label probability so far). Searches still return 
 the runner falls back to these only when the search raised `BudgetExhausted`.
 
 Flips are checked. The name rules above are checked on every candidate without parsing it, and
-they are not quite enough: in a program that already has parse errors (Python 2 code read by a
-Python 3 grammar), a new name can change how the parser recovers from an error, so the renamed
-program is no longer the same program renamed (one ALERT "success" in 6,227 was such a program).
-So a candidate whose prediction differs from the true label is parsed once and checked: a rename
+they can disagree with what a parse of the renamed program finds: a name the rules admit that
+the extraction treats differently (one ALERT "success" in 6,227 renamed a gcjpy module variable
+to `___`, which the extraction took for a dunder until the two shared one rule), or, in a
+program with parse errors, a name that changes how the parser recovers. So a candidate whose prediction differs from the true label is parsed once and checked: a rename
 must be alpha-equivalent to the original (`check_rename`), a structure rewrite must not add
 parse errors. One that fails is *rejected*: the query is spent, but its row is replaced by the
 original program's row, so no search takes it as a success or as progress, and the reason is

@@ -160,9 +160,11 @@ class Estimator:
                 epochs = int(options.get("epochs") or DEFAULT_EPOCHS["distill"])
                 student_epochs = float(epochs)
                 if options.get("robust"):  # renamed (and adversarial) copies in the epochs after the warm-up
-                    warmup = options.get("robust_warmup")
-                    robust_epochs = epochs - (epochs // 2 if warmup is None else int(warmup))
-                    student_epochs += robust_epochs * (int(options.get("renamings") or 1) + adversarial)
+                    from engine.compress.distill import DistillConfig  # its defaults; imports torch, so only here
+
+                    robust = DistillConfig(epochs=epochs, robust=True, **{
+                        key: options[key] for key in ("renamings", "robust_warmup") if options.get(key) is not None})
+                    student_epochs += (epochs - robust.warmup()) * (robust.renamings + adversarial)
                 seconds = n_train * teacher.seconds + student_epochs * n_train * TRAIN_PASSES * speed.seconds
                 return seconds, _speed_basis(speed) + adversarial_basis
             return 3 * n_test * teacher.seconds, _speed_basis(teacher)

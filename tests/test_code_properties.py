@@ -88,6 +88,10 @@ def test_every_program_has_identifiers_and_parses():
 @given(program_and_mapping())
 def test_rename_then_rename_back_is_the_identity(case):
     ext, mapping = case
+    # Renaming back is by name: a new name that another variable already has in a region of its
+    # own (admitted: the two never meet) would take that variable back with it. Only fresh names
+    # have an inverse (hypothesis found `bigger` -> `e` in a Java program with a `catch (e)`).
+    assume(not set(mapping.values()) & set(ext.identifiers))
     renamed = Renamer(ext).apply(mapping)
     back = Renamer(extract(renamed, ext.language)).apply({new: old for old, new in mapping.items()})
     assert back.encode() == ext.source
